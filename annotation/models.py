@@ -1,0 +1,296 @@
+"""The human side of an evaluation: what is compared, who compares it, and what they said."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def _url_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class Project(models.Model):
+    """A team's workspace: prompt sets, models, rounds and reports belong to one."""
+
+    name = models.CharField(max_length=200, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptSet(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompt_sets")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="prompt_set_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200, help_text="The id given in the imported file.")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    # Turns after the first user turn (LIMA release format), the source, and any other fields.
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["prompt_set", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt_set", "external_id"], name="prompt_unique_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prompt_set.name}#{self.external_id}"
+
+
+class LanguageModel(models.Model):
+    """A model whose responses are compared: a candidate in one round, a baseline in another."""
+
+    class Backend(models.TextChoices):
+        IMPORTED = "imported", "Imported responses"
+        VLLM = "vllm", "vLLM (local checkpoint)"
+        OPENAI = "openai", "OpenAI-compatible endpoint"
+        TRANSFORMERS = "transformers", "transformers (local path)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=200)
+    backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.IMPORTED)
+    # Backend settings (path, base_url, sampling...). Never holds secrets: API keys are read
+    # from the environment variable named here.
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="model_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Response(models.Model):
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="responses")
+    text = models.TextField()
+    # The sampling parameters and seed a generated response was made with; empty when imported.
+    generation = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "model"], name="response_unique_pair")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} on {self.prompt}"
+
+
+class Round(models.Model):
+    """A prompt set × a candidate × baselines, annotated through one crowd link."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
+    name = models.CharField(max_length=200)
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="rounds")
+    candidate = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
+    baselines = models.ManyToManyField(LanguageModel, related_name="rounds_as_baseline")
+    annotators_per_item = models.PositiveIntegerField(default=1)
+    shared_items = models.PositiveIntegerField(
+        default=50, help_text="Items every annotator sees, for measuring agreement."
+    )
+    items_per_worker = models.PositiveIntegerField(default=100)
+    lease_seconds = models.PositiveIntegerField(default=30 * 60)
+    seed = models.BigIntegerField()
+    crowd_token = models.CharField(max_length=40, unique=True, default=_url_token)
+    completion_code = models.CharField(max_length=20, default=_completion_code)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(annotators_per_item__gte=1), name="round_needs_one_annotator"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Item(models.Model):
+    """One comparison: a prompt's candidate response against one baseline's response."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="items")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    baseline = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
+    candidate_response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="+")
+    baseline_response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField()
+    # Which response is shown as "Answer A"; drawn from the round's seed, balanced per round.
+    candidate_first = models.BooleanField()
+    is_shared = models.BooleanField(default=False)
+    # Live leases + completed annotations: the item row carries it so that a locked update
+    # decides the race for the last slot.
+    taken = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["round", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["round", "prompt", "baseline"], name="item_unique_comparison"
+            )
+        ]
+        indexes = [models.Index(fields=["round", "is_shared", "taken", "position"])]
+
+
+class Annotator(models.Model):
+    class Kind(models.TextChoices):
+        CROWD = "crowd", "Crowd worker"
+        AUTHOR = "author", "Author / expert"
+        JUDGE = "judge", "Model judge"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    name = models.CharField(max_length=200, help_text="Worker id, username or judge name.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "name"], name="annotator_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name}"
+
+
+class WorkerSession(models.Model):
+    """An annotator's pass through one round; its token is the worker's private link."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="worker_sessions")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="sessions")
+    token = models.CharField(max_length=40, unique=True, default=_url_token)
+    completed_items = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "annotator"], name="session_unique_worker")
+        ]
+
+
+class Assignment(models.Model):
+    """An item leased to one annotator; released if the lease runs out before an answer."""
+
+    class Status(models.TextChoices):
+        LEASED = "leased"
+        COMPLETED = "completed"
+        EXPIRED = "expired"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    session = models.ForeignKey(WorkerSession, on_delete=models.CASCADE, related_name="assignments")
+    token = models.CharField(max_length=40, unique=True, default=_url_token)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.LEASED)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "session"], name="assignment_once_per_worker")
+        ]
+        indexes = [models.Index(fields=["session", "status"])]
+
+
+class Annotation(models.Model):
+    class Choice(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate better"
+        BASELINE = "baseline", "Baseline better"
+        TIE = "tie", "Neither significantly better"
+
+    class ShownChoice(models.TextChoices):
+        A = "A", "Answer A is significantly better"
+        B = "B", "Answer B is significantly better"
+        NEITHER = "N", "Neither is significantly better"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="annotations")
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"
+    )
+    choice = models.CharField(max_length=10, choices=Choice.choices)
+    shown_choice = models.CharField(max_length=1, choices=ShownChoice.choices)
+    candidate_first = models.BooleanField(help_text="Order shown: candidate was Answer A.")
+    seconds_spent = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="annotation_once_per_item")
+        ]
+        indexes = [models.Index(fields=["annotator", "created_at"])]
+
+    @staticmethod
+    def model_choice(shown: str, candidate_first: bool) -> str:
+        """Translate what was clicked (A/B/N) into model terms."""
+        if shown == Annotation.ShownChoice.NEITHER:
+            return Annotation.Choice.TIE
+        candidate_letter = "A" if candidate_first else "B"
+        return Annotation.Choice.CANDIDATE if shown == candidate_letter else Annotation.Choice.BASELINE
+
+    @staticmethod
+    def shown_for(choice: str, candidate_first: bool) -> str:
+        if choice == Annotation.Choice.TIE:
+            return Annotation.ShownChoice.NEITHER
+        candidate_letter, baseline_letter = ("A", "B") if candidate_first else ("B", "A")
+        return candidate_letter if choice == Annotation.Choice.CANDIDATE else baseline_letter
+
+
+class ImportJob(models.Model):
+    """An uploaded file imported in the background, with its progress and outcome."""
+
+    class Kind(models.TextChoices):
+        PROMPTS = "prompts"
+        RESPONSES = "responses"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    original_name = models.CharField(max_length=255)
+    prompt_set_name = models.CharField(max_length=200)
+    model_name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    processed = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
