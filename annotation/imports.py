@@ -95,7 +95,8 @@ def prompts_import(
     """Add the file's prompts to the named set (created if new).
 
     A prompt whose id is already in the set with the same text is skipped, so that importing
-    a file twice is harmless; the same id with a different text is an error.
+    a file twice is harmless; the same id with a different text is an error. A prompt without
+    an id is skipped when the set already has its exact text.
     """
     records = read_records(raw, file)
     parsed = [parse_prompt(record, file) for record in records]
@@ -103,11 +104,15 @@ def prompts_import(
     with transaction.atomic():
         prompt_set, _ = PromptSet.objects.get_or_create(project=project, name=set_name)
         existing = dict(prompt_set.prompts.values_list("external_id", "text"))
+        existing_texts = set(existing.values())
         next_position = prompt_set.prompts.count()
         seen_lines: dict[str, int] = {}
         to_create: list[Prompt] = []
         skipped = 0
         for number, prompt in enumerate(parsed):
+            if prompt.external_id is None and prompt.text in existing_texts:
+                skipped += 1
+                continue
             external_id = prompt.external_id or str(next_position + number)
             if external_id in seen_lines:
                 raise ImportFailed(
@@ -148,6 +153,7 @@ class ParsedResponse:
     line: int
     prompt_id: str | None
     prompt_text: str | None
+    prompt_field: str
     output: str
     model_name: str
 
@@ -156,11 +162,14 @@ def parse_response(record: Record, file: str, model_name: str | None) -> ParsedR
     data = record.data
     prompt_id = optional_id(record, "prompt_id", file)
     prompt_text = None
+    prompt_field = "prompt_id"
     if prompt_id is None:
         if "prompt" in data:
-            prompt_text = required_text(record, "prompt", file)
+            prompt_field = "prompt"
+            prompt_text = required_text(record, prompt_field, file)
         elif "instruction" in data:
-            prompt_text = required_text(record, "instruction", file)
+            prompt_field = "instruction"
+            prompt_text = required_text(record, prompt_field, file)
         else:
             raise ImportFailed(
                 file,
@@ -185,7 +194,7 @@ def parse_response(record: Record, file: str, model_name: str | None) -> ParsedR
                 field="model",
             )
         model_name = required_text(record, field_name, file).strip()
-    return ParsedResponse(record.line, prompt_id, prompt_text, output, model_name)
+    return ParsedResponse(record.line, prompt_id, prompt_text, prompt_field, output, model_name)
 
 
 def _prompt_lookup(prompt_set: PromptSet) -> tuple[dict[str, int], dict[str, int]]:
@@ -245,12 +254,11 @@ def responses_import(
         else:
             prompt_pk = by_text.get(response.prompt_text or "")
             if prompt_pk is None:
-                field_name = "prompt" if "prompt" in records[0].data else "instruction"
                 raise ImportFailed(
                     file,
                     f"no prompt in set {set_name!r} has exactly this text",
                     line=response.line,
-                    field=field_name,
+                    field=response.prompt_field,
                 )
         resolved.append((response, prompt_pk))
 
@@ -324,7 +332,12 @@ def parse_judgment(record: Record, file: str) -> ParsedJudgment:
         outputs[generator] = value
     annotator = required_text(record, "annotator", file).strip()
     preference = record.data.get("preference")
-    if isinstance(preference, bool) or preference not in ALPACA_EVAL_PREFERENCES:
+    # The type check comes first: a list or object here is unhashable.
+    if (
+        isinstance(preference, bool)
+        or not isinstance(preference, int | float)
+        or preference not in ALPACA_EVAL_PREFERENCES
+    ):
         raise ImportFailed(
             file,
             f"expected 1, 2 or 1.5, found {preference!r}",
@@ -352,7 +365,7 @@ def alpaca_eval_import(
 ) -> ImportSummary:
     """Import an AlpacaEval annotations.json: prompts, both models' responses, a round, and
     each verdict as an annotation by the model judge named in the record's `annotator`."""
-    from annotation.services import round_create
+    from annotation.services import round_add_missing_items, round_create
 
     records = read_records(raw, file)
     judgments = [parse_judgment(record, file) for record in records]
@@ -408,16 +421,28 @@ def alpaca_eval_import(
                             file,
                             f"{generator!r} already has a different response to this prompt",
                             line=judgment.line,
-                            field="output_1" if generator == judgment.first_generator else "output_2",
+                            field="output_1"
+                            if generator == judgment.first_generator
+                            else "output_2",
                         )
                     continue
                 existing[key] = output
-                to_create.append(Response(prompt_id=prompt_pk, model=models[generator], text=output))
+                to_create.append(
+                    Response(prompt_id=prompt_pk, model=models[generator], text=output)
+                )
         Response.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
 
         round_name = f"{candidate_name} vs {baseline_name} (AlpacaEval)"
-        round_ = Round.objects.filter(project=project, name=round_name).first()
-        if round_ is None:
+        round_ = Round.objects.filter(
+            project=project,
+            name=round_name,
+            prompt_set=prompt_set,
+            candidate=models[candidate_name],
+        ).first()
+        if round_ is not None:
+            # A later file may bring prompts the round has no items for yet.
+            round_add_missing_items(round_=round_)
+        else:
             round_ = round_create(
                 project=project,
                 name=round_name,

@@ -53,7 +53,9 @@ def read_records(raw: bytes, file: str) -> list[Record]:
 
 
 def _json_lines_records(text: str, file: str) -> Iterator[Record]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks on U+2028, U+0085 and other characters
+    # that JSON allows raw inside strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

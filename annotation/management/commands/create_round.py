@@ -1,0 +1,68 @@
+import argparse
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.links import crowd_link
+from annotation.models import LanguageModel, Project, PromptSet
+from annotation.services import RoundInvalid, round_create
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, found {value}")
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a round: the candidate against each baseline on every prompt of the set that "
+        "has responses from both; prints the round id and the crowd link."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--set", dest="set_name", required=True, help="Prompt set name.")
+        parser.add_argument("--candidate", required=True)
+        parser.add_argument(
+            "--baseline", dest="baselines", action="append", required=True, help="Repeatable."
+        )
+        parser.add_argument("--annotators-per-item", type=_count, default=1)
+        parser.add_argument("--shared-items", type=_count, default=50)
+        parser.add_argument("--items-per-worker", type=_count, default=100)
+        parser.add_argument("--name", default="")
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--project", default="default")
+
+    def handle(self, *args, **options):
+        project = Project.objects.filter(name=options["project"]).first()
+        if project is None:
+            raise CommandError(f"No project named {options['project']!r}.")
+        prompt_set = PromptSet.objects.filter(project=project, name=options["set_name"]).first()
+        if prompt_set is None:
+            raise CommandError(
+                f"No prompt set named {options['set_name']!r} in project {project.name!r}."
+            )
+        candidate = self._model(project, options["candidate"])
+        baselines = [self._model(project, name) for name in dict.fromkeys(options["baselines"])]
+        try:
+            round_ = round_create(
+                project=project,
+                prompt_set=prompt_set,
+                candidate=candidate,
+                baselines=baselines,
+                name=options["name"],
+                annotators_per_item=options["annotators_per_item"],
+                shared_items=options["shared_items"],
+                items_per_worker=options["items_per_worker"],
+                seed=options["seed"],
+            )
+        except RoundInvalid as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"Round {round_.pk}: {round_.name} ({round_.items.count()} items)")
+        self.stdout.write(f"Crowd link: {crowd_link(round_)}")
+
+    def _model(self, project: Project, name: str) -> LanguageModel:
+        model = LanguageModel.objects.filter(project=project, name=name).first()
+        if model is None:
+            raise CommandError(f"No model named {name!r} in project {project.name!r}.")
+        return model

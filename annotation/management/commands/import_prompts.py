@@ -1,0 +1,36 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.imports import prompts_import
+from annotation.management.commands._progress import progress_line
+from annotation.models import Project
+from annotation.records import ImportFailed, load_file
+
+
+class Command(BaseCommand):
+    help = (
+        "Import prompts from a JSON array or JSON Lines file into a prompt set: records "
+        "{id, prompt}, {instruction} (AlpacaEval) or {conversations, source} (LIMA release)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--set", dest="set_name", required=True, help="Prompt set name.")
+        parser.add_argument("--project", default="default")
+
+    def handle(self, *args, path: str, set_name: str, project: str, **options):
+        project_obj, _ = Project.objects.get_or_create(name=project)
+        try:
+            raw, file = load_file(path)
+            summary = prompts_import(
+                project=project_obj,
+                set_name=set_name,
+                raw=raw,
+                file=file,
+                progress=progress_line(self.stderr),
+            )
+        except ImportFailed as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(
+            f"{file}: {summary.created} prompts added to set {set_name!r} "
+            f"({summary.skipped} already there)."
+        )

@@ -1,0 +1,43 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.imports import responses_import
+from annotation.management.commands._progress import progress_line
+from annotation.models import Project
+from annotation.records import ImportFailed, load_file
+
+
+class Command(BaseCommand):
+    help = (
+        "Import model responses to a prompt set's prompts, matched by prompt_id or by the "
+        "exact prompt/instruction text: records {prompt_id, output, model} or AlpacaEval "
+        "model_outputs {instruction, output, generator}."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--set", dest="set_name", required=True, help="Prompt set name.")
+        parser.add_argument(
+            "--model", help="The model for every response (overrides 'model' / 'generator')."
+        )
+        parser.add_argument("--project", default="default")
+
+    def handle(self, *args, path: str, set_name: str, model: str | None, project: str, **options):
+        project_obj, _ = Project.objects.get_or_create(name=project)
+        try:
+            raw, file = load_file(path)
+            summary = responses_import(
+                project=project_obj,
+                set_name=set_name,
+                raw=raw,
+                file=file,
+                model_name=model,
+                progress=progress_line(self.stderr),
+            )
+        except ImportFailed as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(
+            f"{file}: {summary.created} responses added to set {set_name!r} "
+            f"({summary.skipped} already there)."
+        )
+        if summary.models_created:
+            self.stdout.write(f"New models: {', '.join(summary.models_created)}.")
