@@ -253,7 +253,9 @@ class Annotation(models.Model):
         if shown == Annotation.ShownChoice.NEITHER:
             return Annotation.Choice.TIE
         candidate_letter = "A" if candidate_first else "B"
-        return Annotation.Choice.CANDIDATE if shown == candidate_letter else Annotation.Choice.BASELINE
+        return (
+            Annotation.Choice.CANDIDATE if shown == candidate_letter else Annotation.Choice.BASELINE
+        )
 
     @staticmethod
     def shown_for(choice: str, candidate_first: bool) -> str:

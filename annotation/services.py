@@ -1,5 +1,6 @@
 """Actions that change the state of rounds, assignments and annotations."""
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from django.utils import timezone
 from annotation.models import (
     Annotation,
     Annotator,
+    ImportJob,
     Assignment,
     Item,
     LanguageModel,
@@ -22,6 +24,8 @@ from annotation.models import (
     Round,
     WorkerSession,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class RoundInvalid(ValueError):
@@ -123,7 +127,9 @@ def round_add_missing_items(*, round_: Round) -> int:
             continue
         for baseline_pk in baseline_ids:
             if baseline_pk in answers and (prompt_pk, baseline_pk) not in existing:
-                pairs.append((prompt_pk, baseline_pk, answers[round_.candidate_id], answers[baseline_pk]))
+                pairs.append(
+                    (prompt_pk, baseline_pk, answers[round_.candidate_id], answers[baseline_pk])
+                )
     if not pairs:
         return 0
 
@@ -348,11 +354,78 @@ def annotation_submit(
             seconds_spent=max(0.0, (now - assignment.leased_at).total_seconds()),
         )
         Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.COMPLETED)
-        Item.objects.filter(pk=item.pk).update(completed=F("completed") + 1)
-        WorkerSession.objects.filter(pk=session.pk).update(
-            completed_items=F("completed_items") + 1
-        )
+        if _counts_toward_capacity(session):
+            Item.objects.filter(pk=item.pk).update(completed=F("completed") + 1)
+        WorkerSession.objects.filter(pk=session.pk).update(completed_items=F("completed_items") + 1)
         session.completed_items += 1
         if session.completed_items >= session.round.items_per_worker:
             WorkerSession.objects.filter(pk=session.pk).update(finished_at=now)
     return annotation
+
+
+# ---------------------------------------------------------------- background imports
+
+
+def import_job_create(*, project: Project, kind: str, upload, set_name: str, model_name: str, user):
+    """Store an uploaded file and queue its import once the transaction commits."""
+    from annotation.tasks import run_import_job
+
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            project=project,
+            kind=kind,
+            file=upload,
+            original_name=upload.name[:255],
+            prompt_set_name=set_name,
+            model_name=model_name,
+            created_by=user,
+        )
+        transaction.on_commit(lambda: run_import_job.delay(job.pk))
+    return job
+
+
+def import_job_run(*, job_id: int) -> str:
+    """Run one queued import; safe to run twice (a finished job is left as it is)."""
+    from annotation.imports import prompts_import, responses_import
+    from annotation.records import ImportFailed
+
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING]
+    ).update(status=ImportJob.Status.RUNNING)
+    if not claimed:
+        return "already finished"
+    job = ImportJob.objects.select_related("project").get(pk=job_id)
+
+    def progress(done: int, total: int) -> None:
+        ImportJob.objects.filter(pk=job_id).update(processed=done, total=total)
+
+    try:
+        with job.file.open("rb") as handle:
+            raw = handle.read()
+        if job.kind == ImportJob.Kind.PROMPTS:
+            summary = prompts_import(
+                project=job.project, set_name=job.prompt_set_name, raw=raw,
+                file=job.original_name, progress=progress,
+            )  # fmt: skip
+        else:
+            summary = responses_import(
+                project=job.project, set_name=job.prompt_set_name, raw=raw,
+                file=job.original_name, model_name=job.model_name or None, progress=progress,
+            )  # fmt: skip
+    except ImportFailed as failure:
+        message, status = str(failure), ImportJob.Status.FAILED
+    except Exception as error:
+        logger.exception("import job %s failed", job_id)
+        message, status = (
+            f"The import stopped on an unexpected error: {error}",
+            ImportJob.Status.FAILED,
+        )
+    else:
+        message = f"{summary.created} imported, {summary.skipped} already present"
+        if summary.models_created:
+            message += f"; new models: {', '.join(summary.models_created)}"
+        status = ImportJob.Status.DONE
+    ImportJob.objects.filter(pk=job_id).update(
+        status=status, message=message, finished_at=timezone.now()
+    )
+    return message

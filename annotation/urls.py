@@ -1,3 +1,16 @@
 from django.urls import path
 
-urlpatterns: list = []
+from annotation.views import crowd, research
+
+urlpatterns = [
+    path("healthz", research.healthz, name="healthz"),
+    path("", research.home, name="home"),
+    path("rounds/", research.rounds, name="rounds"),
+    path("rounds/new/", research.round_new, name="round-new"),
+    path("rounds/<int:round_id>/", research.round_detail, name="round-detail"),
+    path("rounds/<int:round_id>/annotate/", research.round_annotate, name="round-annotate"),
+    path("imports/", research.imports, name="imports"),
+    path("c/<str:crowd_token>/", crowd.crowd_landing, name="crowd-landing"),
+    path("c/w/<str:session_token>/", crowd.crowd_work, name="crowd-work"),
+    path("c/w/<str:session_token>/answer/", crowd.crowd_answer, name="crowd-answer"),
+]

@@ -1,0 +1,105 @@
+"""Reads for pages and the API."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, IntegerField, QuerySet, Sum, Value
+from django.db.models.functions import Least
+
+from annotation.models import Annotation, Annotator, Item, Project, Round, WorkerSession
+
+
+@dataclass(frozen=True)
+class BaselineProgress:
+    baseline: str
+    items: int
+    collected: int
+    needed: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.collected / self.needed) if self.needed else 100
+
+
+def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
+    return Project.objects.filter(members=user)
+
+
+def rounds_for_user(user: AbstractBaseUser) -> QuerySet[Round]:
+    return (
+        Round.objects.filter(project__members=user)
+        .select_related("project", "prompt_set", "candidate")
+        .prefetch_related("baselines")
+    )
+
+
+def round_progress(round_: Round) -> list[BaselineProgress]:
+    """Crowd annotations collected / needed per baseline (each item needs K crowd workers)."""
+    k = round_.annotators_per_item
+    rows = (
+        Item.objects.filter(round=round_)
+        .values("baseline__name")
+        .annotate(
+            items=Count("id"),
+            collected=Sum(Least("completed", Value(k), output_field=IntegerField())),
+        )
+        .order_by("baseline__name")
+    )
+    return [
+        BaselineProgress(
+            row["baseline__name"], row["items"], row["collected"] or 0, row["items"] * k
+        )
+        for row in rows
+    ]
+
+
+def rounds_progress(rounds: list[Round]) -> dict[int, list[BaselineProgress]]:
+    """round_progress for many rounds in one query."""
+    k_by_round = {r.pk: r.annotators_per_item for r in rounds}
+    result: dict[int, list[BaselineProgress]] = {r.pk: [] for r in rounds}
+    rows = (
+        Item.objects.filter(round__in=rounds)
+        .values("round_id", "round__annotators_per_item", "baseline__name")
+        .annotate(
+            items=Count("id"),
+            collected=Sum(Least("completed", "round__annotators_per_item")),
+        )
+        .order_by("round_id", "baseline__name")
+    )
+    for row in rows:
+        k = k_by_round[row["round_id"]]
+        result[row["round_id"]].append(
+            BaselineProgress(
+                row["baseline__name"], row["items"], row["collected"] or 0, row["items"] * k
+            )
+        )
+    return result
+
+
+def round_annotation_counts(round_: Round) -> dict[str, int]:
+    rows = (
+        Annotation.objects.filter(item__round=round_)
+        .values("annotator__kind")
+        .annotate(n=Count("id"))
+    )
+    counts = {kind: 0 for kind in Annotator.Kind.values}
+    counts.update({row["annotator__kind"]: row["n"] for row in rows})
+    return counts
+
+
+def round_worker_count(round_: Round) -> int:
+    return WorkerSession.objects.filter(round=round_).count()
+
+
+def session_by_token(token: str) -> WorkerSession | None:
+    return WorkerSession.objects.select_related("round", "annotator").filter(token=token).first()
+
+
+def item_for_display(item_pk: int) -> Item:
+    return Item.objects.select_related("prompt", "candidate_response", "baseline_response").get(
+        pk=item_pk
+    )
+
+
+def round_item_count(round_: Round) -> int:
+    return Item.objects.filter(round=round_).count()

@@ -1,0 +1,110 @@
+"""The crowd worker's pages: instructions, one item at a time, completion code.
+
+Nothing rendered here may reveal which model wrote a response: the page knows responses
+only as Answer A and Answer B, and items only through the assignment's random token.
+"""
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotation import selectors, services
+from annotation.models import Annotator, Assignment, Round, WorkerSession
+from annotation.rendering import render_markdown
+
+WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
+
+
+@require_http_methods(["GET", "POST"])
+def crowd_landing(request: HttpRequest, crowd_token: str) -> HttpResponse:
+    round_ = get_object_or_404(Round, crowd_token=crowd_token)
+    error = ""
+    if request.method == "POST":
+        try:
+            session = services.session_start(
+                round_=round_, kind=Annotator.Kind.CROWD, name=request.POST.get("worker_id", "")
+            )
+        except services.SubmissionRefused as refusal:
+            error = str(refusal)
+        else:
+            return redirect("crowd-work", session_token=session.token)
+    worker_id = next(
+        (request.GET[p] for p in WORKER_ID_PARAMETERS if request.GET.get(p)),
+        request.POST.get("worker_id", ""),
+    )
+    return render(
+        request,
+        "crowd/landing.html",
+        {"crowd_token": crowd_token, "worker_id": worker_id, "error": error},
+        status=400 if error else 200,
+    )
+
+
+def _session_or_404(session_token: str) -> WorkerSession:
+    session = selectors.session_by_token(session_token)
+    if session is None:
+        raise Http404("No such worker link.")
+    return session
+
+
+def _task_context(session: WorkerSession, assignment: Assignment | None, error: str = "") -> dict:
+    total = min(session.round.items_per_worker, selectors.round_item_count(session.round))
+    context = {
+        "session": session,
+        "error": error,
+        "done": session.completed_items,
+        "total": max(total, session.completed_items),
+    }
+    if assignment is None:
+        context["completion_code"] = session.round.completion_code
+        return context
+    item = selectors.item_for_display(assignment.item_id)
+    first, second = (
+        (item.candidate_response, item.baseline_response)
+        if item.candidate_first
+        else (item.baseline_response, item.candidate_response)
+    )
+    context.update(
+        {
+            "assignment_token": assignment.token,
+            "position": session.completed_items + 1,
+            "prompt_html": render_markdown(item.prompt.text),
+            "answer_a_html": render_markdown(first.text),
+            "answer_b_html": render_markdown(second.text),
+        }
+    )
+    return context
+
+
+def _render_task(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
+    template = "crowd/_task.html" if request.htmx else "crowd/work.html"
+    response = render(request, template, context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET"])
+def crowd_work(request: HttpRequest, session_token: str) -> HttpResponse:
+    session = _session_or_404(session_token)
+    assignment = services.assignment_current(session=session)
+    return _render_task(request, _task_context(session, assignment))
+
+
+@require_POST
+def crowd_answer(request: HttpRequest, session_token: str) -> HttpResponse:
+    session = _session_or_404(session_token)
+    try:
+        services.annotation_submit(
+            session=session,
+            assignment_token=request.POST.get("assignment", ""),
+            shown_choice=request.POST.get("choice", ""),
+        )
+    except services.SubmissionRefused as refusal:
+        assignment = services.assignment_current(session=session)
+        # htmx swaps only 2xx responses; a plain form post gets the honest status code.
+        status = 200 if request.htmx else 409
+        return _render_task(request, _task_context(session, assignment, str(refusal)), status)
+    if not request.htmx:
+        return redirect("crowd-work", session_token=session.token)
+    assignment = services.assignment_current(session=session)
+    return _render_task(request, _task_context(session, assignment))

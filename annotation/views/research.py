@@ -1,0 +1,110 @@
+"""Researcher pages: rounds and their progress, imports, authoring annotations."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotation import selectors, services
+from annotation.forms import ImportForm, RoundForm
+from annotation.links import crowd_link
+from annotation.models import Annotator, ImportJob
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("rounds")
+
+
+@login_required
+@require_GET
+def rounds(request: HttpRequest) -> HttpResponse:
+    round_list = list(selectors.rounds_for_user(request.user))
+    progress = selectors.rounds_progress(round_list)
+    rows = [(r, progress[r.pk]) for r in round_list]
+    template = "research/_rounds_table.html" if request.htmx else "research/rounds.html"
+    return render(request, template, {"rows": rows})
+
+
+@login_required
+@require_GET
+def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
+    round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
+    context = {
+        "round": round_,
+        "progress": selectors.round_progress(round_),
+        "counts": selectors.round_annotation_counts(round_),
+        "workers": selectors.round_worker_count(round_),
+        "crowd_link": crowd_link(round_),
+    }
+    template = "research/_round_progress.html" if request.htmx else "research/round_detail.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def round_new(request: HttpRequest) -> HttpResponse:
+    projects = selectors.projects_for_user(request.user)
+    form = RoundForm(request.POST or None, projects=projects)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            round_ = services.round_create(
+                project=data["project"],
+                name=data["name"],
+                prompt_set=data["prompt_set"],
+                candidate=data["candidate"],
+                baselines=list(data["baselines"]),
+                annotators_per_item=data["annotators_per_item"],
+                shared_items=data["shared_items"],
+                items_per_worker=data["items_per_worker"],
+            )
+        except services.RoundInvalid as invalid:
+            form.add_error(None, str(invalid))
+        else:
+            messages.success(request, f"Round {round_.name!r} created.")
+            return redirect("round-detail", round_id=round_.pk)
+    return render(request, "research/round_new.html", {"form": form})
+
+
+@login_required
+@require_POST
+def round_annotate(request: HttpRequest, round_id: int) -> HttpResponse:
+    """A researcher annotates as an author, through the crowd worker's own page."""
+    round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
+    session = services.session_start(
+        round_=round_,
+        kind=Annotator.Kind.AUTHOR,
+        name=request.user.get_username(),
+        user=request.user,
+    )
+    return redirect("crowd-work", session_token=session.token)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def imports(request: HttpRequest) -> HttpResponse:
+    projects = selectors.projects_for_user(request.user)
+    form = ImportForm(request.POST or None, request.FILES or None, projects=projects)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        services.import_job_create(
+            project=data["project"],
+            kind=data["kind"],
+            upload=data["file"],
+            set_name=data["prompt_set"],
+            model_name=data["model"],
+            user=request.user,
+        )
+        messages.success(request, f"{data['file'].name} is queued for import.")
+        return redirect("imports")
+    jobs = ImportJob.objects.filter(project__in=projects)[:20]
+    template = "research/_import_jobs.html" if request.htmx else "research/imports.html"
+    return render(request, template, {"form": form, "jobs": jobs})

@@ -1,0 +1,156 @@
+import re
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Annotation, Annotator, Response, WorkerSession
+from tests.factories import make_round
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE_OUTPUT = (
+    "Here you go <script>document.title='owned'</script>\n\n"
+    '<img src="x" onerror="alert(1)"> [click me](javascript:alert(2)) '
+    '<a href="https://example.org" onclick="alert(3)">ok</a>\n\n'
+    "```python\nprint('<b>not bold</b>')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+)
+
+
+@pytest.fixture
+def round_():
+    return make_round(prompts=4, baselines=("gpt-4-secret-baseline",), items_per_worker=4)
+
+
+def start(client, round_, worker="worker-1"):
+    response = client.post(
+        reverse("crowd-landing", args=[round_.crowd_token]), {"worker_id": worker}
+    )
+    assert response.status_code == 302
+    return response["Location"]
+
+
+def assignment_token(html: str) -> str:
+    return re.search(r'name="assignment" value="([^"]+)"', html).group(1)
+
+
+def test_it_prefills_the_worker_id_from_prolific(client, round_):
+    page = client.get(reverse("crowd-landing", args=[round_.crowd_token]) + "?PROLIFIC_PID=abc123")
+    html = page.content.decode()
+    assert 'value="abc123"' in html
+    assert "super-intelligent AI assistant" in html
+    assert "empathy" in html
+
+
+def test_it_asks_for_a_worker_id_when_none_is_given(client, round_):
+    page = client.post(reverse("crowd-landing", args=[round_.crowd_token]), {"worker_id": " "})
+    assert page.status_code == 400
+    assert "Enter your worker id" in page.content.decode()
+    assert WorkerSession.objects.count() == 0
+
+
+def test_it_never_shows_a_crowd_worker_which_model_wrote_an_answer(client):
+    names = ["lima-65b-secret", "gpt-4-secret"]
+    round_ = make_round(prompts=4, candidate=names[0], baselines=(names[1],), items_per_worker=4)
+    work_url = start(client, round_)
+    for _ in range(4):
+        page = client.get(work_url)
+        html = page.content.decode()
+        headers = " ".join(f"{k}: {v}" for k, v in page.headers.items())
+        token = assignment_token(html)
+        answer = client.post(work_url + "answer/", {"assignment": token, "choice": "A"})
+        partial = client.post(
+            work_url + "answer/",
+            {"assignment": token, "choice": "A"},
+            headers={"HX-Request": "true"},
+        )
+        seen = [html, headers, work_url, answer["Location"], partial.content.decode()]
+        for name in names:
+            assert not any(name in text for text in seen)
+        assert "Answer A" in html and "Answer B" in html
+    assert Annotation.objects.count() == 4
+
+
+def test_it_swaps_in_the_next_item_for_htmx_and_counts_progress(client, round_):
+    work_url = start(client, round_)
+    html = client.get(work_url).content.decode()
+    assert "1 of 4" in html
+    partial = client.post(
+        work_url + "answer/",
+        {"assignment": assignment_token(html), "choice": "N"},
+        headers={"HX-Request": "true"},
+    )
+    body = partial.content.decode()
+    assert partial.status_code == 200
+    assert "<html" not in body
+    assert 'id="task"' in body and "2 of 4" in body
+
+
+def test_it_shows_the_completion_code_at_the_end(client, round_):
+    work_url = start(client, round_)
+    for _ in range(4):
+        html = client.get(work_url).content.decode()
+        client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "B"})
+    html = client.get(work_url).content.decode()
+    assert round_.completion_code in html
+    assert "Thank you" in html
+
+
+def test_it_records_a_double_click_once(client, round_):
+    work_url = start(client, round_)
+    token = assignment_token(client.get(work_url).content.decode())
+    for _ in range(3):
+        client.post(work_url + "answer/", {"assignment": token, "choice": "A"})
+    assert Annotation.objects.count() == 1
+
+
+def test_it_refuses_an_answer_for_someone_elses_item_with_a_clear_message(client, round_):
+    owner_url = start(client, round_, "owner")
+    token = assignment_token(client.get(owner_url).content.decode())
+    intruder_url = start(client, round_, "intruder")
+    refused = client.post(intruder_url + "answer/", {"assignment": token, "choice": "A"})
+    assert refused.status_code == 409
+    assert "not assigned to you" in refused.content.decode()
+    assert Annotation.objects.count() == 0
+
+
+def test_it_renders_model_output_as_sanitised_markdown(client, round_):
+    Response.objects.update(text=HOSTILE_OUTPUT)
+    html = client.get(start(client, round_)).content.decode()
+    task = html[html.index('id="task"') :]
+    assert "<script>document.title" not in task
+    assert "onerror" not in task and "onclick" not in task
+    assert "javascript:" not in task
+    assert "<table>" in task and "<pre><code" in task
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in task
+    assert 'href="https://example.org"' in task
+
+
+def test_it_fetches_and_answers_an_item_in_a_handful_of_queries(
+    client, round_, django_assert_max_num_queries
+):
+    work_url = start(client, round_)
+    client.get(work_url)
+    with django_assert_max_num_queries(12):
+        html = client.get(work_url).content.decode()
+    with django_assert_max_num_queries(20):
+        client.post(
+            work_url + "answer/",
+            {"assignment": assignment_token(html), "choice": "A"},
+            headers={"HX-Request": "true"},
+        )
+
+
+def test_it_lets_a_researcher_annotate_as_an_author(client, round_):
+    from tests.factories import make_user
+
+    user = make_user()
+    round_.project.members.add(user)
+    client.force_login(user)
+    response = client.post(reverse("round-annotate", args=[round_.pk]))
+    html = client.get(response["Location"]).content.decode()
+    client.post(
+        response["Location"] + "answer/", {"assignment": assignment_token(html), "choice": "N"}
+    )
+    annotation = Annotation.objects.get()
+    assert annotation.annotator.kind == Annotator.Kind.AUTHOR
+    assert annotation.annotator.name == user.username
