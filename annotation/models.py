@@ -102,7 +102,7 @@ class Response(models.Model):
 
 
 class Round(models.Model):
-    """A prompt set × a candidate × baselines, annotated through one crowd link."""
+    """A prompt set, a candidate and its baselines, annotated through one crowd link."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
     name = models.CharField(max_length=200)
@@ -158,6 +158,9 @@ class Item(models.Model):
         ]
         indexes = [models.Index(fields=["round", "is_shared", "taken", "position"])]
 
+    def __str__(self) -> str:
+        return f"{self.round_id}/{self.position}"
+
 
 class Annotator(models.Model):
     class Kind(models.TextChoices):
@@ -196,6 +199,9 @@ class WorkerSession(models.Model):
             models.UniqueConstraint(fields=["round", "annotator"], name="session_unique_worker")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.annotator_id} in round {self.round_id}"
+
 
 class Assignment(models.Model):
     """An item leased to one annotator; released if the lease runs out before an answer."""
@@ -217,6 +223,9 @@ class Assignment(models.Model):
             models.UniqueConstraint(fields=["item", "session"], name="assignment_once_per_worker")
         ]
         indexes = [models.Index(fields=["session", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} to {self.session_id} ({self.status})"
 
 
 class Annotation(models.Model):
@@ -246,6 +255,9 @@ class Annotation(models.Model):
             models.UniqueConstraint(fields=["item", "annotator"], name="annotation_once_per_item")
         ]
         indexes = [models.Index(fields=["annotator", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} on {self.item_id}: {self.choice}"
 
     @staticmethod
     def model_choice(shown: str, candidate_first: bool) -> str:
@@ -296,3 +308,6 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.original_name

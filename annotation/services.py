@@ -14,8 +14,8 @@ from django.utils import timezone
 from annotation.models import (
     Annotation,
     Annotator,
-    ImportJob,
     Assignment,
+    ImportJob,
     Item,
     LanguageModel,
     Project,

@@ -11,7 +11,7 @@ app.autodiscover_tasks()
 
 @app.on_after_configure.connect
 def _create_filesystem_broker_folders(sender: Celery, **_: object) -> None:
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = (sender.conf.broker_transport_options or {}).get(key)
         if folder:
             os.makedirs(folder, exist_ok=True)

@@ -23,7 +23,11 @@ def celery_worker(django_db_setup, tmp_path_factory):
     # broker's settings must not change between tests.
     if app.conf.broker_url.startswith("filesystem://"):
         folder = str(tmp_path_factory.mktemp("broker"))
-        app.conf.broker_transport_options = {"data_folder_in": folder, "data_folder_out": folder}
+        app.conf.broker_transport_options = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": str(tmp_path_factory.mktemp("control")),
+        }
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield
 
