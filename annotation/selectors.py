@@ -22,12 +22,15 @@ class BaselineProgress:
 
 
 def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
+    """Projects the user is a member of; superusers (the operators) see every project."""
+    if user.is_superuser:
+        return Project.objects.all()
     return Project.objects.filter(members=user)
 
 
 def rounds_for_user(user: AbstractBaseUser) -> QuerySet[Round]:
     return (
-        Round.objects.filter(project__members=user)
+        Round.objects.filter(project__in=projects_for_user(user))
         .select_related("project", "prompt_set", "candidate")
         .prefetch_related("baselines")
     )

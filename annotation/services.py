@@ -36,12 +36,6 @@ class SubmissionRefused(Exception):
     """A crowd submission that must not be recorded; the message is shown to the worker."""
 
 
-def project_for_user(*, user: AbstractBaseUser, name: str = "default") -> Project:
-    project, _ = Project.objects.get_or_create(name=name)
-    project.members.add(user)
-    return project
-
-
 # ---------------------------------------------------------------- rounds
 
 
