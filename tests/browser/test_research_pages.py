@@ -1,0 +1,65 @@
+"""A researcher in a real Chromium: log in, see the rounds, open one, annotate as an author."""
+
+import re
+
+import pytest
+
+from annotation.models import Annotation, Annotator
+from tests.factories import make_project, make_round, make_user
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct-horse-battery-7"
+
+
+def test_researcher_logs_in_opens_a_round_and_annotates_as_author(
+    live_server, page, page_errors, screenshot
+):
+    user = make_user("ada", PASSWORD)
+    project = make_project("browser lab", user)
+    round_ = make_round(project=project, name="Pilot round in the browser")
+
+    page.goto(f"{live_server.url}/rounds/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/rounds/$"))
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page).to_have_url(f"{live_server.url}/rounds/")
+    table = page.locator("table.rounds")
+    expect(table).to_contain_text(round_.name)
+    bar = table.locator('progress[aria-label="Progress against baseline"]')
+    expect(bar).to_be_visible()
+    expect(bar).to_have_attribute("max", "10")
+    expect(bar).to_have_attribute("value", "0")
+    screenshot(page, "rounds")
+
+    page.get_by_role("link", name=round_.name).click()
+    expect(page).to_have_url(f"{live_server.url}/rounds/{round_.pk}/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(round_.name)
+    link_box = page.get_by_label("Crowd link")
+    expect(link_box).to_have_value(re.compile(re.escape(f"/c/{round_.crowd_token}/")))
+    screenshot(page, "round-detail")
+
+    page.get_by_role("button", name="Annotate as author").click()
+    expect(page.get_by_role("heading", name="Answer A")).to_be_visible()
+    expect(page.get_by_role("heading", name="Answer B")).to_be_visible()
+    expect(page.locator("#task .progress-text")).to_have_text("1 of 10")
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.evaluate("window.__marker = 42")
+
+    page.get_by_role("button", name="Neither is significantly better").click()
+    expect(page.locator("#task .progress-text")).to_have_text("2 of 10")
+    assert page.evaluate("window.__marker") == 42  # swapped in place by htmx
+    assert page_errors == []
+
+    annotation = Annotation.objects.select_related("annotator").get(item__round=round_)
+    assert annotation.annotator.kind == Annotator.Kind.AUTHOR
+    assert annotation.annotator.name == "ada"
+    assert annotation.annotator.user_id == user.pk
+    assert annotation.shown_choice == Annotation.ShownChoice.NEITHER
+    assert annotation.choice == Annotation.Choice.TIE
