@@ -3,7 +3,6 @@
 import json
 from collections import Counter
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -20,13 +19,8 @@ from annotation.models import (
     Response,
     Round,
 )
+from tests.shared_data import ANNOTATIONS, GPT4_OUTPUTS, LIMA_PROMPTS, MISTRAL_OUTPUTS
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-LIMA_PROMPTS = FIXTURES / "lima" / "test_prompts.jsonl"
-ALPACA_EVAL = FIXTURES / "alpaca_eval"
-MISTRAL_OUTPUTS = ALPACA_EVAL / "mistral-7b-instruct-v0.2.model_outputs.json"
-GPT4_OUTPUTS = ALPACA_EVAL / "gpt4-1106-preview.model_outputs.json"
-ANNOTATIONS = ALPACA_EVAL / "mistral-7b-instruct-v0.2_vs_gpt4-1106-preview.annotations.json"
 CANDIDATE = "Mistral-7B-Instruct-v0.2"
 BASELINE = "gpt4_1106_preview"
 

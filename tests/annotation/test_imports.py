@@ -2,7 +2,6 @@
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +18,7 @@ from annotation.models import (
 )
 from annotation.records import ImportFailed, read_records
 from tests.factories import make_project
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-LIMA_PROMPTS = FIXTURES / "lima" / "test_prompts.jsonl"
-ALPACA_EVAL = FIXTURES / "alpaca_eval"
-MISTRAL_OUTPUTS = ALPACA_EVAL / "mistral-7b-instruct-v0.2.model_outputs.json"
-GPT4_OUTPUTS = ALPACA_EVAL / "gpt4-1106-preview.model_outputs.json"
-ANNOTATIONS = ALPACA_EVAL / "mistral-7b-instruct-v0.2_vs_gpt4-1106-preview.annotations.json"
+from tests.shared_data import ANNOTATIONS, GPT4_OUTPUTS, LIMA_PROMPTS, MISTRAL_OUTPUTS
 
 
 def jsonl(*records) -> bytes:
