@@ -1,0 +1,53 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.models import Round
+from annotation.reports.build import round_report
+from annotation.reports.charts import FORMATS
+from annotation.reports.export import report_write
+from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+
+def formats_list(value: str) -> list[str]:
+    formats = [fmt.strip() for fmt in value.split(",") if fmt.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise CommandError(
+            f"--formats: unknown {', '.join(unknown) or 'empty list'}; "
+            f"choose from {','.join(FORMATS)}"
+        )
+    return formats
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a round's report: figure1 (humans) and figure2 (judges) in each format, "
+        "agreement.csv, annotations.jsonl and summary.json."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("round", type=int, help="The round's id.")
+        parser.add_argument("--out", required=True, type=Path, help="Folder, created if new.")
+        parser.add_argument("--formats", default=",".join(FORMATS), help="e.g. png,svg,pdf")
+        parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+
+    def handle(self, *args, round: int, out: Path, formats: str, resamples: int, seed: int, **_):
+        chosen = formats_list(formats)
+        if resamples < 1:
+            raise CommandError("--resamples must be at least 1.")
+        round_ = Round.objects.select_related("candidate").filter(pk=round).first()
+        if round_ is None:
+            raise CommandError(f"No round with id {round}.")
+        report = round_report(round_, resamples=resamples, seed=seed)
+        for path in report_write(report, out, chosen):
+            self.stdout.write(str(path))
+        for group, cells in report.per_annotation.items():
+            for baseline, outcome in cells.items():
+                low, high = outcome.ci95
+                self.stdout.write(
+                    f"{group:>12} vs {baseline}: {outcome.wins} wins, {outcome.ties} ties, "
+                    f"{outcome.losses} losses (n={outcome.n}); win rate "
+                    f"{outcome.win_rate:.1f}% [{low:.1f}, {high:.1f}]"
+                )

@@ -1,0 +1,109 @@
+"""A round's report, and a project's leaderboard: every number the page, the API and the CLI
+show, computed from one data frame by the pure functions of this package."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from annotation.models import Round
+from annotation.reports import frames
+from annotation.reports.agreement import AgreementCell, agreement_table
+from annotation.reports.bradley_terry import Rating, battle_counts, ratings
+from annotation.reports.counts import HUMAN_GROUPS, LabelCounts, label_counts, ordered_groups
+from annotation.reports.judges import JudgeDiagnostics, judge_diagnostics
+from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Mode, Outcome, outcomes
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round_id: int
+    candidate: str
+    frame: pd.DataFrame
+    label_counts: LabelCounts
+    per_annotation: dict[str, dict[str, Outcome]]
+    per_item: dict[str, dict[str, Outcome]]
+    agreement: list[AgreementCell]
+    judges: list[JudgeDiagnostics]
+
+    @property
+    def human_groups(self) -> list[str]:
+        return [g for g in self.per_annotation if g in HUMAN_GROUPS]
+
+    @property
+    def judge_groups(self) -> list[str]:
+        return [g for g in self.per_annotation if g not in HUMAN_GROUPS]
+
+    def outcomes(self, mode: Mode) -> dict[str, dict[str, Outcome]]:
+        return self.per_annotation if mode == "annotation" else self.per_item
+
+    def summary(self) -> dict:
+        """The summary.json document (also the API's answer)."""
+        return {
+            "round": self.round_id,
+            "groups": {
+                group: {baseline: outcome.as_json() for baseline, outcome in cells.items()}
+                for group, cells in self.per_annotation.items()
+            },
+            "agreement": [cell.as_json() for cell in self.agreement],
+        }
+
+
+def build_report(
+    frame: pd.DataFrame,
+    *,
+    round_id: int,
+    candidate: str,
+    baselines: Sequence[str] = (),
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> RoundReport:
+    """The report of one round's annotation frame (see counts.annotation_frame)."""
+    counts = label_counts(frame, baselines)
+    return RoundReport(
+        round_id=round_id,
+        candidate=candidate,
+        frame=frame,
+        label_counts=counts,
+        per_annotation=outcomes(counts, mode="annotation", resamples=resamples, seed=seed),
+        per_item=outcomes(counts, mode="item", resamples=resamples, seed=seed),
+        agreement=agreement_table(frame, counts, resamples=resamples, seed=seed),
+        judges=judge_diagnostics(frame, counts),
+    )
+
+
+def round_report(
+    round_: Round, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> RoundReport:
+    baselines = list(round_.baselines.order_by("pk").values_list("name", flat=True))
+    return build_report(
+        frames.round_frame(round_.pk),
+        round_id=round_.pk,
+        candidate=round_.candidate.name,
+        baselines=baselines,
+        resamples=resamples,
+        seed=seed,
+    )
+
+
+def leaderboard(
+    battles: pd.DataFrame,
+    group: str,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> list[Rating]:
+    """Bradley-Terry ratings of every model in `battles` (see frames.project_battles), from
+    one group's verdicts. A verdict's label codes are the battle outcomes with the candidate
+    first."""
+    chosen = battles[battles["group"] == group]
+    if chosen.empty:
+        return []
+    codes, names = pd.factorize(pd.concat([chosen["candidate"], chosen["baseline"]]), sort=True)
+    first, second = codes[: len(chosen)], codes[len(chosen) :]
+    counts = battle_counts(first, second, chosen["label"].to_numpy(), len(names))
+    return ratings(counts, list(names), resamples=resamples, seed=seed)
+
+
+def battle_groups(battles: pd.DataFrame) -> list[str]:
+    return ordered_groups(pd.unique(battles["group"]))

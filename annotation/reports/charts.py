@@ -1,0 +1,136 @@
+"""Charts in the style of the LIMA paper's Figures 1 and 2, and the leaderboard.
+
+Figures are built on matplotlib's object API with the Agg canvas (no pyplot, no global
+figure state), so that they can be drawn from a web worker.
+"""
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from annotation.reports.bradley_terry import Rating
+from annotation.reports.stats import Outcome
+
+FORMATS = ("png", "svg", "pdf")
+COLOURS = {"wins": "#2f6db3", "tie": "#b8bec8", "loses": "#d9822b"}
+# Segments narrower than this (percent) are too small to carry their label.
+MIN_LABELLED_PERCENT = 6
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One block of bars: a title (an annotator group) and one (baseline, outcome) per bar."""
+
+    title: str
+    rows: Sequence[tuple[str, Outcome]]
+
+
+def _row_note(outcome: Outcome) -> str:
+    note = f"n = {outcome.n}   win or tie {outcome.win_or_tie:.0f}%"
+    note += f"   win rate {outcome.win_rate:.1f}%"
+    if outcome.ci95:
+        low, high = outcome.ci95
+        note += f" [{low:.1f}, {high:.1f}]"
+    return note
+
+
+def preference_figure(panels: Sequence[Panel], *, candidate: str, title: str, mode: str) -> Figure:
+    """Horizontal stacked bars: candidate wins / tie / candidate loses, in percent.
+
+    Each bar is labelled with its baseline; beside it are the number of verdicts and the
+    tie-discounted win rate with its 95 % interval. The mode (per annotation or per item) is
+    stated under the title.
+    """
+    panels = [panel for panel in panels if panel.rows]
+    bar_count = sum(len(panel.rows) for panel in panels)
+    height = 1.3 + 0.42 * bar_count + 0.45 * len(panels)
+    figure = Figure(figsize=(9, max(height, 2.2)), layout="constrained")
+    FigureCanvasAgg(figure)
+    intervals = any(o.ci95 for panel in panels for _, o in panel.rows)
+    figure.suptitle(
+        f"{title}\n{mode}; win rate counts a tie as half a win"
+        + (" [95% bootstrap interval]" if intervals else ""),
+        fontsize=10.5,
+    )
+    if not panels:
+        figure.text(0.5, 0.45, "No annotations yet.", ha="center", va="center", color="#5b6475")
+        return figure
+    axes = figure.subplots(
+        len(panels), 1, squeeze=False, height_ratios=[len(p.rows) + 0.6 for p in panels]
+    )[:, 0]
+    legend = (f"{candidate} wins", "Tie", f"{candidate} loses")
+    for ax, panel in zip(axes, panels, strict=True):
+        names = [name for name, _ in panel.rows]
+        percents = [outcome.percents() for _, outcome in panel.rows]
+        left = [0.0] * len(names)
+        for segment, (colour, label) in enumerate(zip(COLOURS.values(), legend, strict=True)):
+            widths = [p[segment] for p in percents]
+            bars = ax.barh(names, widths, left=left, color=colour, label=label, height=0.62)
+            ax.bar_label(
+                bars,
+                labels=[f"{w:.0f}%" if w >= MIN_LABELLED_PERCENT else "" for w in widths],
+                label_type="center",
+                color="white" if segment != 1 else "#1d2330",
+                fontsize=9,
+            )
+            left = [start + width for start, width in zip(left, widths, strict=True)]
+        for row, (_, outcome) in enumerate(panel.rows):
+            ax.text(101.5, row, _row_note(outcome), va="center", fontsize=8.5, color="#1d2330")
+        ax.set_xlim(0, 100)
+        ax.invert_yaxis()
+        ax.set_title(panel.title, loc="left", fontsize=10, fontweight="bold")
+        ax.xaxis.set_major_formatter(PercentFormatter())
+        ax.tick_params(axis="x", labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.08), ncols=3, frameon=False, fontsize=9)
+    return figure
+
+
+def leaderboard_figure(ratings: Sequence[Rating], *, title: str) -> Figure:
+    """Ratings with their 95 % intervals, best at the top."""
+    figure = Figure(figsize=(8, 1.2 + 0.35 * max(len(ratings), 1)), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    names = [r.model for r in ratings]
+    values = [r.rating for r in ratings]
+    errors = [
+        [r.rating - r.ci95[0] for r in ratings],
+        [r.ci95[1] - r.rating for r in ratings],
+    ]
+    ax.errorbar(values, names, xerr=errors, fmt="o", color=COLOURS["wins"], capsize=3)
+    ax.invert_yaxis()
+    ax.set_xlabel("Bradley-Terry rating (Elo scale, 95 % bootstrap interval)", fontsize=9)
+    ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
+    ax.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def figure_bytes(figure: Figure, fmt: str, *, salt: str = "evalplatform") -> bytes:
+    """The figure as PNG, SVG or PDF; the same figure gives the same bytes."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown figure format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+    buffer = io.BytesIO()
+    # The salt seeds the SVG's element ids: figures inlined in one page need distinct ones.
+    with matplotlib.rc_context({"svg.hashsalt": salt}):
+        figure.savefig(buffer, format=fmt, dpi=150, metadata=metadata[fmt])
+    return buffer.getvalue()
+
+
+def inline_svg(figure: Figure, *, salt: str) -> str:
+    """SVG markup to put inside an HTML page, its element ids prefixed with `salt` so that
+    several figures can share the page; the XML prolog and doctype are removed.
+
+    matplotlib escapes the text it writes (including the comments naming each text element),
+    so names chosen by users cannot close the markup.
+    """
+    svg = figure_bytes(figure, "svg", salt=salt).decode()
+    svg = re.sub(r"\A.*?(?=<svg\b)", "", svg, flags=re.DOTALL)
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{salt}-{m[1]}"', svg)
+    return re.sub(r'(href="#|url\(#)([^")]+)', lambda m: f"{m[1]}{salt}-{m[2]}", svg)

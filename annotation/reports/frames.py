@@ -1,0 +1,98 @@
+"""A round's (or a project's) annotations as a data frame, read in one query.
+
+These are the only functions of the reports package that read the database; everything else
+works on the frames they return, so that the page, the API, the CLI and the benchmark share
+one code path.
+"""
+
+import numpy as np
+import pandas as pd
+from django.db.models.functions import Length
+
+from annotation.models import Annotation, Annotator
+from annotation.reports.counts import LABELS, annotation_frame
+
+
+def _groups(raw: pd.DataFrame) -> np.ndarray:
+    """Crowd workers and authors are pooled by kind; each model judge is a group of its own."""
+    return np.where(raw["kind"] == Annotator.Kind.JUDGE, raw["name"], raw["kind"])
+
+
+def round_frame(round_id: int) -> pd.DataFrame:
+    """Every annotation of the round, one row each, read in a single query."""
+    rows = (
+        Annotation.objects.filter(item__round_id=round_id)
+        .order_by("id")
+        .values_list(
+            "id",
+            "item_id",
+            "item__prompt__external_id",
+            "item__baseline__name",
+            "annotator_id",
+            "annotator__kind",
+            "annotator__name",
+            "choice",
+            "candidate_first",
+            "seconds_spent",
+            "created_at",
+            Length("item__candidate_response__text"),
+            Length("item__baseline_response__text"),
+        )
+    )
+    raw = pd.DataFrame.from_records(
+        list(rows),
+        columns=[
+            "annotation",
+            "item",
+            "prompt",
+            "baseline",
+            "annotator",
+            "kind",
+            "name",
+            "choice",
+            "candidate_first",
+            "seconds",
+            "created_at",
+            "candidate_chars",
+            "baseline_chars",
+        ],
+    )
+    return annotation_frame(
+        annotation=raw["annotation"],
+        item=raw["item"],
+        prompt=raw["prompt"],
+        baseline=raw["baseline"],
+        annotator=raw["annotator"],
+        group=_groups(raw),
+        label=raw["choice"].map({label: code for code, label in enumerate(LABELS)}),
+        candidate_first=raw["candidate_first"],
+        seconds=raw["seconds"],
+        created_at=raw["created_at"],
+        candidate_chars=raw["candidate_chars"],
+        baseline_chars=raw["baseline_chars"],
+    )
+
+
+def project_battles(project_id: int) -> pd.DataFrame:
+    """Every annotation in the project's rounds as a battle between two models, in one query.
+
+    Columns: candidate, baseline (model names), group, label (a code into LABELS).
+    """
+    rows = Annotation.objects.filter(item__round__project_id=project_id).values_list(
+        "item__round__candidate__name",
+        "item__baseline__name",
+        "annotator__kind",
+        "annotator__name",
+        "choice",
+    )
+    raw = pd.DataFrame.from_records(
+        list(rows), columns=["candidate", "baseline", "kind", "name", "choice"]
+    )
+    return pd.DataFrame(
+        {
+            "candidate": raw["candidate"],
+            "baseline": raw["baseline"],
+            "group": _groups(raw),
+            "label": raw["choice"].map({label: code for code, label in enumerate(LABELS)}),
+        }
+    )

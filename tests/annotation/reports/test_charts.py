@@ -1,0 +1,81 @@
+"""Figures: valid PNG, SVG and PDF files, and SVG safe to inline in a page."""
+
+import re
+import xml.etree.ElementTree as ET
+
+from annotation.reports.bradley_terry import Rating
+from annotation.reports.charts import (
+    Panel,
+    figure_bytes,
+    inline_svg,
+    leaderboard_figure,
+    preference_figure,
+)
+from annotation.reports.paper import paper_figure_1
+from annotation.reports.stats import Outcome
+
+HOSTILE = "</svg><script>alert(1)</script><!-- -->"
+
+
+def sample_figure(name: str = "alpaca-65b"):
+    panel = Panel("Crowd workers", [(name, Outcome(53, 21, 26, (55.0, 70.0)))])
+    return preference_figure([panel], candidate="lima", title="Human preference", mode="per item")
+
+
+def test_it_writes_valid_png_svg_and_pdf():
+    figure = sample_figure()
+
+    assert figure_bytes(figure, "png").startswith(b"\x89PNG\r\n\x1a\n")
+    assert figure_bytes(figure, "pdf").startswith(b"%PDF")
+    root = ET.fromstring(figure_bytes(figure, "svg"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def test_it_gives_the_same_bytes_for_the_same_figure():
+    assert figure_bytes(sample_figure(), "svg") == figure_bytes(sample_figure(), "svg")
+    assert figure_bytes(sample_figure(), "pdf") == figure_bytes(sample_figure(), "pdf")
+
+
+def test_it_escapes_names_in_inline_svg():
+    svg = inline_svg(sample_figure(HOSTILE), salt="figure1")
+
+    assert svg.startswith("<svg")
+    assert "<script" not in svg
+    assert "</svg>" not in svg[:-10]
+    assert "<!-- -->" not in svg
+    ET.fromstring(svg)
+
+
+def test_it_uses_distinct_ids_for_figures_inlined_in_one_page():
+    first = inline_svg(sample_figure(), salt="figure1")
+    second = inline_svg(sample_figure(), salt="figure2")
+
+    def ids(svg: str) -> set[str]:
+        return {e.get("id") for e in ET.fromstring(svg).iter() if e.get("id")}
+
+    assert ids(first) and not ids(first) & ids(second)
+    references = re.findall(r'(?:href="#|url\(#)([^")]+)', first)
+    assert references and set(references) <= ids(first)
+
+
+def test_it_says_so_when_there_is_nothing_to_draw():
+    figure = preference_figure([], candidate="lima", title="Judge preference", mode="per item")
+
+    assert "No annotations yet." in [t.get_text() for t in figure.texts]
+
+
+def test_it_redraws_the_papers_figure_1_from_its_percentages():
+    figure = paper_figure_1()
+
+    (ax,) = figure.axes
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["Alpaca 65B", "DaVinci003", "Bard (April)", "Claude (April)", "GPT-4 (April)"]
+    wins = [patch.get_width() for patch in ax.containers[0]]
+    assert wins == [53, 44, 33, 24, 18]
+    assert figure_bytes(figure, "png").startswith(b"\x89PNG")
+
+
+def test_it_draws_the_leaderboard():
+    rows = [Rating("a", 1050, (1040, 1060), 10, 60), Rating("b", 950, (940, 960), 10, 40)]
+
+    assert figure_bytes(leaderboard_figure(rows, title="crowd"), "png").startswith(b"\x89PNG")
