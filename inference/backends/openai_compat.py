@@ -1,0 +1,273 @@
+"""Generation from any OpenAI-compatible endpoint: the OpenAI API, `vllm serve`, or another.
+
+Built on the judge's endpoint client (`inference.judge.endpoint`: the official client with its
+retries off, errors sorted into retry / give up / fatal, shared request and token budgets).
+This module adds the retry loop (Retry-After honoured, exponential back-off otherwise), the
+`/v1/completions` endpoint for base models, and concurrency: requests run in a thread pool up
+to the model's `concurrency`, and results are yielded as they complete.
+"""
+
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import openai
+
+from inference.backends import (
+    BackendConfigError,
+    GenerationRequest,
+    GenerationResult,
+    Option,
+    SamplingSettings,
+    plain_prompt,
+    read_config,
+    trim_at_stop,
+)
+from inference.judge.endpoint import (
+    MAX_RETRY_AFTER_SECONDS,
+    CallFailed,
+    ChatEndpoint,
+    ChatReply,
+    MissingApiKey,
+    _failure,
+    api_key_from_env,
+    backoff_delay,
+    redact,
+)
+from inference.ratelimit import budget_name, rate_limiter
+
+OPTIONS = {
+    "model": Option((str,), hint="the model name the endpoint expects, e.g. gpt-4", check=bool),
+    "base_url": Option(
+        (str,),
+        "https://api.openai.com/v1",
+        lambda v: v.startswith(("http://", "https://")),
+        "the endpoint's URL, e.g. http://gpu-host:8000/v1",
+    ),
+    "api_key_env": Option(
+        (str,),
+        "OPENAI_API_KEY",
+        lambda v: v.isidentifier(),
+        "the name of the environment variable holding the key, e.g. OPENAI_API_KEY",
+    ),
+    "endpoint": Option(
+        (str,), "chat", lambda v: v in {"chat", "completions"}, "'chat' or 'completions'"
+    ),
+    "prompt_format": Option(
+        (str,), "{prompt}", lambda v: "{prompt}" in v, "for 'completions': a format with {prompt}"
+    ),
+    "eot_token": Option((str,), "", hint="an end-of-turn token sent as a stop string"),
+    "concurrency": Option((int,), 8, lambda v: 1 <= v <= 1024, "an integer from 1 to 1024"),
+    "timeout": Option((int, float), 600, lambda v: v > 0, "seconds per attempt, > 0"),
+    "max_attempts": Option((int,), 6, lambda v: 1 <= v <= 50, "an integer from 1 to 50"),
+    "backoff_seconds": Option((int, float), 1.0, lambda v: v >= 0, "the first back-off, ≥ 0"),
+    "rpm_limit": Option((int,), 0, lambda v: v >= 0, "requests per minute, 0 for none"),
+    "tpm_limit": Option((int,), 0, lambda v: v >= 0, "tokens per minute, 0 for none"),
+    # The OpenAI API refuses repetition_penalty; vLLM and most local servers accept it.
+    "send_repetition_penalty": Option((bool,), False, hint="true for vLLM and similar servers"),
+}
+
+
+def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    return read_config("openai", config, OPTIONS)
+
+
+def load(config: Mapping[str, Any]) -> "OpenAIGenerationBackend":
+    options = check_config(config)
+    try:
+        api_key = api_key_from_env(options["api_key_env"])
+    except MissingApiKey:
+        raise BackendConfigError(
+            f"The environment variable {options['api_key_env']} is not set on this worker: set "
+            "it to the endpoint's API key (any non-empty value for a server without keys), or "
+            "name another variable in 'api_key_env'."
+        ) from None
+    return OpenAIGenerationBackend(options, api_key)
+
+
+class CompletionsEndpoint:
+    """`/v1/completions` for base models, one attempt per call, failing like ChatEndpoint."""
+
+    def __init__(self, *, base_url: str, api_key: str, timeout: float, limiter: Any):
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout
+        )
+        self._secret = api_key
+        self._limiter = limiter
+
+    def complete(self, body: dict, *, estimated_tokens: int) -> Any:
+        self._limiter.acquire(estimated_tokens)
+        used = 0
+        try:
+            started = time.monotonic()
+            completion = self._client.completions.create(**body)
+            if not getattr(completion, "choices", None):
+                raise CallFailed("the reply has no choices", retry=True)
+            choice = completion.choices[0]
+            usage = completion.usage
+            prompt_tokens = usage.prompt_tokens if usage else 0
+            completion_tokens = usage.completion_tokens if usage else 0
+            used = prompt_tokens + completion_tokens
+            return ChatReply(
+                text=choice.text or "",
+                refusal="",
+                model=completion.model or "",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                finish_reason=choice.finish_reason or "",
+                latency_seconds=time.monotonic() - started,
+            )
+        except openai.APIError as error:
+            raise _failure(error, self._secret) from None
+        finally:
+            self._limiter.settle(estimated_tokens, used)
+
+
+class OpenAIGenerationBackend:
+    def __init__(self, options: dict[str, Any], api_key: str):
+        self.options = options
+        self._redact = lambda text: redact(text, api_key)
+        limiter = rate_limiter(
+            name=budget_name(
+                base_url=options["base_url"],
+                api_key_env=options["api_key_env"],
+                model=options["model"],
+            ),
+            rpm=options["rpm_limit"],
+            tpm=options["tpm_limit"],
+        )
+        common = {"base_url": options["base_url"], "api_key": api_key, "limiter": limiter}
+        if options["endpoint"] == "chat":
+            self.endpoint = ChatEndpoint(
+                **common, timeout=float(options["timeout"]), max_concurrency=options["concurrency"]
+            )
+        else:
+            self.endpoint = CompletionsEndpoint(**common, timeout=float(options["timeout"]))
+        self.stop_event = threading.Event()
+        self.stop_reason = ""
+        self.rng = random.Random()
+
+    def describe(self, sampling: SamplingSettings) -> dict[str, Any]:
+        sent = self._sampling_body(sampling)
+        return {
+            "backend": "openai",
+            "model": self.options["model"],
+            "base_url": self.options["base_url"],
+            "endpoint": self.options["endpoint"],
+            "sampling": {
+                **sampling.as_dict(),
+                "stop": sent.get("stop", []),
+                # Not sent to endpoints that refuse it: record that it was not applied.
+                "repetition_penalty": (
+                    sampling.repetition_penalty if self.options["send_repetition_penalty"] else None
+                ),
+            },
+        }
+
+    def _sampling_body(self, sampling: SamplingSettings) -> dict[str, Any]:
+        eot = [self.options["eot_token"]] if self.options["eot_token"] else []
+        body: dict[str, Any] = {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+        }
+        stop = [*sampling.stop, *eot]
+        if stop:
+            # The OpenAI API takes at most four stop sequences; the rest are cut here.
+            body["stop"] = stop[:4]
+        if self.options["send_repetition_penalty"]:
+            body["extra_body"] = {"repetition_penalty": sampling.repetition_penalty}
+        return body
+
+    def _body(self, request: GenerationRequest, sampling: SamplingSettings) -> dict[str, Any]:
+        body = {"model": self.options["model"], **self._sampling_body(sampling)}
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if self.options["endpoint"] == "chat":
+            body["messages"] = list(request.messages)
+        else:
+            body["prompt"] = plain_prompt(request.messages, self.options["prompt_format"])
+        return body
+
+    def _attempt(self, body: dict[str, Any], estimated_tokens: int) -> Any:
+        try:
+            return self.endpoint.complete(body, estimated_tokens=estimated_tokens)
+        except ValueError as error:
+            # The client could not parse the body (a proxy's error page, a cut connection).
+            raise CallFailed(self._redact(f"malformed response: {error}"), retry=True) from None
+
+    def complete(self, request: GenerationRequest, sampling: SamplingSettings) -> GenerationResult:
+        """One request with retries; never raises: a failure comes back with its error."""
+        try:
+            body = self._body(request, sampling)
+        except ValueError as error:
+            return GenerationResult(request.key, error=f"Could not format the prompt: {error}")
+        estimated = sampling.max_tokens + sum(len(m["content"]) // 4 for m in request.messages)
+        attempts = 0
+        while True:
+            if self.stop_event.is_set():
+                return GenerationResult(request.key, error=self.stop_reason, attempts=attempts)
+            attempts += 1
+            try:
+                reply = self._attempt(body, estimated)
+                break
+            except CallFailed as failure:
+                if failure.fatal:
+                    self.stop_reason = f"not sent: an earlier request failed: {failure}"
+                    self.stop_event.set()
+                if not failure.retry or attempts >= self.options["max_attempts"]:
+                    suffix = f" (gave up after {attempts} attempts)" if failure.retry else ""
+                    return GenerationResult(
+                        request.key, error=f"{failure}{suffix}", attempts=attempts
+                    )
+                delay = failure.delay
+                if delay is None:
+                    delay = backoff_delay(
+                        attempts, rng=self.rng, base=float(self.options["backoff_seconds"])
+                    )
+                time.sleep(min(delay, MAX_RETRY_AFTER_SECONDS))
+        text, stopped = trim_at_stop(reply.text, sampling.stop)
+        if not text.strip():
+            reason = reply.refusal or f"finish_reason={reply.finish_reason!r}"
+            return GenerationResult(
+                request.key, error=f"empty text from the endpoint ({reason})", attempts=attempts
+            )
+        return GenerationResult(
+            request.key,
+            text=text,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            finish_reason="stop" if stopped else reply.finish_reason,
+            attempts=attempts,
+            details={"seed": request.seed, "seed_scope": "request", "served_by": reply.model},
+        )
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], sampling: SamplingSettings
+    ) -> Iterator[GenerationResult]:
+        self.stop_event.clear()
+        self.stop_reason = ""
+        pending: set[Future[GenerationResult]] = set()
+        queue = iter(requests)
+        with ThreadPoolExecutor(max_workers=self.options["concurrency"]) as pool:
+            for request in queue:
+                pending.add(pool.submit(self.complete, request, sampling))
+                if len(pending) >= self.options["concurrency"]:
+                    break
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield future.result()
+                        request = next(queue, None)
+                        if request is not None:
+                            pending.add(pool.submit(self.complete, request, sampling))
+            finally:
+                # A consumer that stops early (a cancelled run) sends nothing more.
+                self.stop_reason = self.stop_reason or "cancelled"
+                self.stop_event.set()
+                for future in pending:
+                    future.cancel()
