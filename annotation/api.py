@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, ProtectedError, QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -32,6 +33,7 @@ from annotation.models import (
 )
 from annotation.models import Response as ModelResponse
 from annotation.records import ImportFailed
+from annotation.reports.build import round_report
 from annotation.services import RoundInvalid, round_create
 
 
@@ -471,6 +473,18 @@ class RoundViewSet(viewsets.GenericViewSet):
             raise serializers.ValidationError({"detail": str(error)}) from None
         round_ = self.get_queryset().get(pk=round_.pk)
         return Response(self._output([round_])[0], status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description=(
+            "The round's report summary, as summary.json of `manage.py report`: {round, "
+            "groups: {GROUP: {BASELINE: {wins, ties, losses, n, win_rate, ci95}}}, agreement: "
+            "[{a, b, items, pairs, agreement, ci95}]}. Win rates and agreement in percent."
+        ),
+    )
+    @action(detail=True)
+    def report(self, request: Request, pk: int) -> Response:
+        return Response(round_report(self.get_object()).summary())
 
 
 # ---------------------------------------------------------------- annotations

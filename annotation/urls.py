@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation.views import crowd, research
+from annotation.views import crowd, reports, research
 
 urlpatterns = [
     path("healthz", research.healthz, name="healthz"),
@@ -9,6 +9,12 @@ urlpatterns = [
     path("rounds/new/", research.round_new, name="round-new"),
     path("rounds/<int:round_id>/", research.round_detail, name="round-detail"),
     path("rounds/<int:round_id>/annotate/", research.round_annotate, name="round-annotate"),
+    path("rounds/<int:round_id>/report/", reports.round_report_page, name="round-report"),
+    path(
+        "rounds/<int:round_id>/report/download/<str:name>",
+        reports.round_report_download,
+        name="round-report-download",
+    ),
     path("imports/", research.imports, name="imports"),
     path("c/<str:crowd_token>/", crowd.crowd_landing, name="crowd-landing"),
     path("c/w/<str:session_token>/", crowd.crowd_work, name="crowd-work"),
