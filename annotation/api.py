@@ -33,7 +33,7 @@ from annotation.models import (
 )
 from annotation.models import Response as ModelResponse
 from annotation.records import ImportFailed
-from annotation.reports.build import round_report
+from annotation.reports.selectors import round_report
 from annotation.services import RoundInvalid, round_create
 
 

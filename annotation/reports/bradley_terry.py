@@ -71,7 +71,7 @@ def win_matrices(battles: BattleCounts, counts: np.ndarray) -> np.ndarray:
     return wins.reshape(-1, m, m)
 
 
-def fit(wins: np.ndarray, *, prior: float = PRIOR, tolerance: float = 1e-9) -> np.ndarray:
+def fit(wins: np.ndarray, *, prior: float = PRIOR, tolerance: float = 1e-8) -> np.ndarray:
     """Maximum a posteriori log-strengths (mean zero) for each (models, models) win matrix."""
     rounds, m, _ = wins.shape
     games = wins + wins.transpose(0, 2, 1)
@@ -88,7 +88,9 @@ def fit(wins: np.ndarray, *, prior: float = PRIOR, tolerance: float = 1e-9) -> n
         laplacian[:, diagonal, diagonal] -= laplacian.sum(axis=2)
         step = np.linalg.solve(laplacian + ridge, gradient[..., None])[..., 0]
         theta += np.clip(step, -4, 4)
-        if np.abs(step).max() < tolerance:
+        # Only differences matter: the mean of a step is rounding noise amplified by the
+        # weak prior, the one thing that pins the mean down.
+        if np.abs(step - step.mean(axis=1, keepdims=True)).max() < tolerance:
             break
     return theta - theta.mean(axis=1, keepdims=True)
 

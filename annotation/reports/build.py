@@ -1,13 +1,12 @@
 """A round's report, and a project's leaderboard: every number the page, the API and the CLI
-show, computed from one data frame by the pure functions of this package."""
+show, computed from one data frame by the pure functions of this package (`selectors` reads
+the frames from the database)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from annotation.models import Round
-from annotation.reports import frames
 from annotation.reports.agreement import AgreementCell, agreement_table
 from annotation.reports.bradley_terry import Rating, battle_counts, ratings
 from annotation.reports.counts import HUMAN_GROUPS, LabelCounts, label_counts, ordered_groups
@@ -72,20 +71,6 @@ def build_report(
     )
 
 
-def round_report(
-    round_: Round, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
-) -> RoundReport:
-    baselines = list(round_.baselines.order_by("pk").values_list("name", flat=True))
-    return build_report(
-        frames.round_frame(round_.pk),
-        round_id=round_.pk,
-        candidate=round_.candidate.name,
-        baselines=baselines,
-        resamples=resamples,
-        seed=seed,
-    )
-
-
 def leaderboard(
     battles: pd.DataFrame,
     group: str,
@@ -96,13 +81,15 @@ def leaderboard(
     """Bradley-Terry ratings of every model in `battles` (see frames.project_battles), from
     one group's verdicts. A verdict's label codes are the battle outcomes with the candidate
     first."""
-    chosen = battles[battles["group"] == group]
+    chosen = battles.loc[battles["group"] == group, ["candidate", "baseline", "label"]]
     if chosen.empty:
         return []
-    codes, names = pd.factorize(pd.concat([chosen["candidate"], chosen["baseline"]]), sort=True)
-    first, second = codes[: len(chosen)], codes[len(chosen) :]
+    names = sorted({*pd.unique(chosen["candidate"]), *pd.unique(chosen["baseline"])})
+    first, second = (
+        pd.Categorical(chosen[side], categories=names).codes for side in ("candidate", "baseline")
+    )
     counts = battle_counts(first, second, chosen["label"].to_numpy(), len(names))
-    return ratings(counts, list(names), resamples=resamples, seed=seed)
+    return ratings(counts, names, resamples=resamples, seed=seed)
 
 
 def battle_groups(battles: pd.DataFrame) -> list[str]:

@@ -75,10 +75,19 @@ def bootstrap_ratio(
     the cost depends on how many distinct pairs there are, not on how many units.
     Both arrays hold non-negative integers and every denominator is positive.
     """
-    pairs = np.stack([np.asarray(numerators, np.int64), np.asarray(denominators, np.int64)], 1)
-    kinds, frequency = np.unique(pairs, axis=0, return_counts=True)
-    draws = rng.multinomial(len(pairs), frequency / len(pairs), size=resamples)
-    ratios = (draws @ kinds[:, 0]) / (draws @ kinds[:, 1])
+    numerators = np.asarray(numerators, dtype=np.int64)
+    denominators = np.asarray(denominators, dtype=np.int64)
+    # One integer per (numerator, denominator): a 1-D unique is several times faster.
+    base = int(denominators.max()) + 1
+    if int(numerators.max()) * base + base < np.iinfo(np.int64).max:
+        keys, frequency = np.unique(numerators * base + denominators, return_counts=True)
+        kinds = np.stack([keys // base, keys % base], axis=1)
+    else:
+        pairs = np.stack([numerators, denominators], axis=1)
+        kinds, frequency = np.unique(pairs, axis=0, return_counts=True)
+    units = len(numerators)
+    draws = rng.multinomial(units, frequency / units, size=resamples).astype(float)
+    ratios = (draws @ kinds[:, 0].astype(float)) / (draws @ kinds[:, 1].astype(float))
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
 

@@ -9,7 +9,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from annotation import selectors
-from annotation.reports.build import battle_groups, leaderboard, round_report
+from annotation.reports.build import battle_groups, leaderboard
 from annotation.reports.charts import inline_svg, leaderboard_figure
 from annotation.reports.export import (
     UnknownFile,
@@ -20,6 +20,7 @@ from annotation.reports.export import (
     report_file,
 )
 from annotation.reports.frames import project_battles
+from annotation.reports.selectors import round_report
 from annotation.reports.stats import MODE_TITLES
 
 CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".csv": "text/csv; charset=utf-8"}

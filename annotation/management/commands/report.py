@@ -3,9 +3,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Round
-from annotation.reports.build import round_report
 from annotation.reports.charts import FORMATS
 from annotation.reports.export import report_write
+from annotation.reports.selectors import round_report
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from annotation.models import Annotation, Annotator, Item, Round
-from annotation.reports.build import round_report
+from annotation.reports.selectors import round_report
 from tests.factories import make_project, make_round, make_user
 from tests.shared_data import ANNOTATIONS
 

@@ -84,3 +84,14 @@ def test_it_resamples_like_drawing_units_one_by_one():
     slow = np.percentile(ratios, [2.5, 97.5])
 
     assert fast == pytest.approx(tuple(slow), abs=0.01)
+
+
+def test_it_resamples_numbers_too_large_to_combine_into_one_key():
+    numerators = np.array([2**40, 2**41, 3 * 2**40])
+    denominators = np.array([2**42, 2**42, 2**42])
+
+    low, high = bootstrap_ratio(
+        numerators, denominators, resamples=200, rng=np.random.default_rng(0)
+    )
+
+    assert 0.25 <= low <= high <= 0.75

@@ -1,0 +1,20 @@
+"""The report of a round stored in the database: its frame read in one query, then the maths."""
+
+from annotation.models import Round
+from annotation.reports.build import RoundReport, build_report
+from annotation.reports.frames import round_frame
+from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+
+def round_report(
+    round_: Round, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> RoundReport:
+    baselines = list(round_.baselines.order_by("pk").values_list("name", flat=True))
+    return build_report(
+        round_frame(round_.pk),
+        round_id=round_.pk,
+        candidate=round_.candidate.name,
+        baselines=baselines,
+        resamples=resamples,
+        seed=seed,
+    )
