@@ -357,6 +357,31 @@ def annotation_submit(
     return annotation
 
 
+def annotation_record_judgment(
+    *, item: Item, annotator: Annotator, choice: str, candidate_first: bool
+) -> Annotation:
+    """Record a model judge's verdict on an item once; a repeat returns the first verdict.
+
+    `candidate_first` is the order the verdict is reported in (a judge that saw both orders
+    reports the item's own). Judges take no crowd slots: Item.taken and completed count
+    human work only.
+    """
+    if annotator.kind != Annotator.Kind.JUDGE:
+        raise ValueError(f"{annotator} is not a model judge.")
+    if choice not in Annotation.Choice.values:
+        raise ValueError(f"Unknown choice {choice!r}.")
+    annotation, _ = Annotation.objects.get_or_create(
+        item=item,
+        annotator=annotator,
+        defaults={
+            "choice": choice,
+            "shown_choice": Annotation.shown_for(choice, candidate_first),
+            "candidate_first": candidate_first,
+        },
+    )
+    return annotation
+
+
 # ---------------------------------------------------------------- background imports
 
 

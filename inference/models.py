@@ -22,7 +22,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
-def _not_a_key(value: str) -> None:
+def not_a_key(value: str) -> None:
     # The field names a variable; a pasted key must never reach the database.
     if value.lower().startswith("sk"):
         raise ValidationError("Give the name of the environment variable, not the key itself.")
@@ -53,7 +53,7 @@ class Judge(models.Model):
     api_key_env = models.CharField(
         max_length=100,
         default=DEFAULT_API_KEY_ENV,
-        validators=[env_var_name, _not_a_key],
+        validators=[env_var_name, not_a_key],
         help_text="Name of the environment variable holding the API key on the workers.",
     )
     mode = models.CharField(max_length=24, choices=Mode.choices, default=Mode.PAIRWISE)

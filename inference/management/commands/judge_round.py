@@ -1,0 +1,103 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.models import Project, Round
+from inference import selectors, services
+from inference.models import DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, Judge, JudgeRun
+
+# How often --wait prints progress while another worker runs the judge.
+POLL_SECONDS = 2.0
+
+
+class Command(BaseCommand):
+    help = (
+        "Attach a model judge to a round and judge its items. Without --wait the run is queued "
+        "for a Celery worker (queue 'api'); with --wait it runs here and shows progress. The "
+        "judge is created with the given settings if the project has none of that name."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("round", type=int, help="The round id.")
+        parser.add_argument("--judge", required=True, help="The judge's name, e.g. gpt-4.")
+        parser.add_argument("--model", help="Model name at the endpoint (new judge: gpt-4).")
+        parser.add_argument("--base-url", help=f"New judge: {DEFAULT_BASE_URL}.")
+        parser.add_argument(
+            "--api-key-env",
+            help=f"The variable holding the API key (new judge: {DEFAULT_API_KEY_ENV}).",
+        )
+        parser.add_argument(
+            "--mode", choices=Judge.Mode.values, help="New judge: pairwise (default)."
+        )
+        parser.add_argument("--wait", action="store_true", help="Run here and show progress.")
+        parser.add_argument("--project", help="The round's project (checked if given).")
+
+    def handle(self, *args, **options):
+        round_ = Round.objects.select_related("project").filter(pk=options["round"]).first()
+        if round_ is None:
+            raise CommandError(f"No round with id {options['round']}.")
+        if options["project"] and round_.project.name != options["project"]:
+            raise CommandError(f"Round {round_.pk} is not in project {options['project']!r}.")
+        judge = self._judge(round_.project, options)
+        if not options["wait"]:
+            run = services.judge_run_start(round_=round_, judge=judge)
+            self.stdout.write(
+                f"Judge {judge.name!r} queued on round {round_.pk} (run {run.pk}); "
+                f"follow it at /inference/rounds/{round_.pk}/judges/"
+            )
+            return
+        run = services.judge_run_attach(round_=round_, judge=judge)
+        self._shown_at = 0.0
+        run = services.judge_run_execute(run_id=run.pk, progress=self._show)
+        while run.status == JudgeRun.Status.RUNNING:
+            # Another worker holds the run: follow its progress instead.
+            self._show(run)
+            time.sleep(POLL_SECONDS)
+            run.refresh_from_db()
+        self._show(run, final=True)
+        if run.status == JudgeRun.Status.FAILED:
+            raise CommandError(run.message)
+
+    def _judge(self, project: Project, options) -> Judge:
+        given = {
+            "model": options["model"],
+            "base_url": options["base_url"],
+            "api_key_env": options["api_key_env"],
+            "mode": options["mode"],
+        }
+        given = {key: value for key, value in given.items() if value is not None}
+        judge = Judge.objects.filter(project=project, name=options["judge"]).first()
+        if judge is None:
+            try:
+                judge = services.judge_create(project=project, name=options["judge"], **given)
+            except services.JudgeInvalid as invalid:
+                raise CommandError(str(invalid)) from invalid
+            self.stdout.write(f"Created judge {judge.name!r}: {judge.model} at {judge.base_url}")
+            return judge
+        differs = [key for key, value in given.items() if getattr(judge, key) != value]
+        if differs:
+            raise CommandError(
+                f"Judge {judge.name!r} already exists with other settings "
+                f"({', '.join(f'{key}={getattr(judge, key)!r}' for key in differs)}); "
+                "give another --judge name for other settings."
+            )
+        return judge
+
+    def _show(self, run: JudgeRun, final: bool = False) -> None:
+        if not final and time.monotonic() - self._shown_at < 1:
+            return
+        self._shown_at = time.monotonic()
+        progress = selectors.run_progress(run)
+        line = (
+            f"\r  {progress.done}/{progress.needed} judged, {progress.failed} failed, "
+            f"{progress.cached} from cache, {progress.tokens} tokens, ${progress.cost}"
+        )
+        self.stderr.write(line, ending="\n" if final else "")
+        self.stderr.flush()
+        if final:
+            summary = f"Run {run.pk}: {run.status}"
+            if progress.recorded:
+                summary += f", {progress.recorded} verdicts recorded"
+            if progress.consistency_percent is not None:
+                summary += f", position consistency {progress.consistency_percent}%"
+            self.stdout.write(summary)

@@ -1,0 +1,436 @@
+"""Actions on judges and their runs: attach a judge to a round, run it, retry its failures."""
+
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models import Annotation, Annotator, Item, Project, Round
+from annotation.services import annotation_record_judgment
+from inference.judge.endpoint import ChatEndpoint, MissingApiKey, api_key_from_env
+from inference.judge.prompts import DEFAULT_TEMPLATE, TEMPLATES, Template
+from inference.judge.runner import (
+    CallJob,
+    CallOutcome,
+    RequestSettings,
+    StopSignal,
+    StructuredSwitch,
+    ask,
+    cache_key,
+)
+from inference.judge.verdicts import combine_orders
+from inference.models import Judge, JudgeCache, JudgeCall, JudgeRun
+from inference.ratelimit import budget_name, rate_limiter
+
+logger = logging.getLogger(__name__)
+
+# A run whose worker has not written for this long is taken to be dead and may be taken over.
+HEARTBEAT_STALE = timedelta(minutes=5)
+# Outcomes are written in batches, at most this often, so that the database keeps up; with
+# nothing to write, the heartbeat alone is written this often.
+WRITE_EVERY_SECONDS = 0.25
+HEARTBEAT_EVERY_SECONDS = 10.0
+_CALL_FIELDS = [
+    "status", "request", "raw_reply", "verdict", "error", "response_model", "prompt_tokens",
+    "completion_tokens", "latency_seconds", "attempts", "cached", "cache_key", "finished_at",
+]  # fmt: skip
+
+Progress = Callable[[JudgeRun], None]
+
+
+class JudgeInvalid(ValueError):
+    """The judge cannot be created or used as asked; the message says what to change."""
+
+
+# ---------------------------------------------------------------- judges
+
+
+@transaction.atomic
+def judge_create(*, project: Project, name: str, **settings: object) -> Judge:
+    """A judge for the project, registered as a model-judge annotator of the same name."""
+    name = name.strip()
+    if not name:
+        raise JudgeInvalid("Give the judge a name.")
+    if Judge.objects.filter(project=project, name=name).exists():
+        raise JudgeInvalid(f"Project {project.name!r} already has a judge named {name!r}.")
+    mode = str(settings.get("mode") or Judge.Mode.PAIRWISE)
+    settings.setdefault("template_version", DEFAULT_TEMPLATE.get(mode, ""))
+    annotator, _ = Annotator.objects.get_or_create(kind=Annotator.Kind.JUDGE, name=name)
+    judge = Judge(project=project, name=name, annotator=annotator, **settings)
+    try:
+        judge.full_clean(exclude=["annotator", "project"])
+    except ValidationError as invalid:
+        raise JudgeInvalid(_first_error(invalid)) from None
+    _template_for(judge)
+    judge.save()
+    return judge
+
+
+def _first_error(invalid: ValidationError) -> str:
+    if hasattr(invalid, "error_dict"):
+        field, errors = next(iter(invalid.message_dict.items()))
+        return f"{field}: {' '.join(errors)}"
+    return " ".join(invalid.messages)
+
+
+def _template_for(judge: Judge) -> Template:
+    template = TEMPLATES.get(judge.template_version)
+    if template is None:
+        raise JudgeInvalid(
+            f"Unknown template version {judge.template_version!r}; known: "
+            f"{', '.join(sorted(TEMPLATES))}."
+        )
+    if template.mode != judge.mode:
+        raise JudgeInvalid(
+            f"Template {template.version!r} is for mode {template.mode!r}, not {judge.mode!r}."
+        )
+    return template
+
+
+# ---------------------------------------------------------------- runs
+
+
+def judge_run_attach(*, round_: Round, judge: Judge) -> JudgeRun:
+    """The judge's run on the round, created the first time."""
+    if judge.project_id != round_.project_id:
+        raise JudgeInvalid(f"Judge {judge.name!r} belongs to another project.")
+    run, _ = JudgeRun.objects.get_or_create(round=round_, judge=judge)
+    return run
+
+
+def judge_run_start(*, round_: Round, judge: Judge) -> JudgeRun:
+    """Attach the judge to the round and queue its missing calls on the `api` queue."""
+    from inference.tasks import judge_round
+
+    with transaction.atomic():
+        run = judge_run_attach(round_=round_, judge=judge)
+        if not _is_live(run):
+            JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.QUEUED, message="")
+            transaction.on_commit(lambda: judge_round.delay(run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def judge_run_retry_failed(*, run: JudgeRun) -> int:
+    """Put the failed calls back in line and queue the run; returns how many."""
+    with transaction.atomic():
+        count = run.calls.filter(status=JudgeCall.Status.FAILED).update(
+            status=JudgeCall.Status.PENDING
+        )
+        judge_run_start(round_=run.round, judge=run.judge)
+    return count
+
+
+def _is_live(run: JudgeRun) -> bool:
+    return (
+        run.status == JudgeRun.Status.RUNNING
+        and run.heartbeat_at is not None
+        and run.heartbeat_at > timezone.now() - HEARTBEAT_STALE
+    )
+
+
+def _claim(run_id: int, worker: str) -> bool:
+    now = timezone.now()
+    return bool(
+        JudgeRun.objects.filter(pk=run_id)
+        .filter(
+            ~Q(status=JudgeRun.Status.RUNNING)
+            | Q(heartbeat_at__isnull=True)
+            | Q(heartbeat_at__lt=now - HEARTBEAT_STALE)
+        )
+        .update(
+            status=JudgeRun.Status.RUNNING,
+            worker=worker,
+            heartbeat_at=now,
+            started_at=now,
+            finished_at=None,
+            message="",
+        )
+    )
+
+
+def _finish(run_id: int, worker: str, status: str, message: str) -> None:
+    JudgeRun.objects.filter(pk=run_id, worker=worker).update(
+        status=status, message=message, finished_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+
+
+def judge_run_execute(*, run_id: int, progress: Progress | None = None) -> JudgeRun:
+    """Make every call of the run that is not made yet, and record the verdicts.
+
+    Safe to run twice: a run another worker is executing (fresh heartbeat) is left alone, and
+    calls already done or failed are not made again. Only the worker's own thread touches the
+    database; the calls run on a thread pool.
+    """
+    worker = uuid.uuid4().hex
+    if not _claim(run_id, worker):
+        return JudgeRun.objects.get(pk=run_id)
+    run = JudgeRun.objects.select_related("judge", "round").get(pk=run_id)
+    judge = run.judge
+    try:
+        template = _template_for(judge)
+        api_key = api_key_from_env(judge.api_key_env)
+    except (JudgeInvalid, MissingApiKey) as problem:
+        _finish(run_id, worker, JudgeRun.Status.FAILED, str(problem))
+        return JudgeRun.objects.get(pk=run_id)
+    try:
+        stop = _execute(run, template, api_key, worker, progress)
+    except Exception as error:
+        logger.exception("judge run %s stopped on an unexpected error", run_id)
+        _finish(run_id, worker, JudgeRun.Status.FAILED, f"Stopped on an unexpected error: {error}")
+        return JudgeRun.objects.get(pk=run_id)
+    except BaseException:
+        _finish(run_id, worker, JudgeRun.Status.FAILED, "Interrupted; start it again to go on.")
+        raise
+    if stop.is_set():
+        _finish(run_id, worker, JudgeRun.Status.FAILED, stop.reason)
+    else:
+        failed = run.calls.filter(status=JudgeCall.Status.FAILED).count()
+        message = f"{failed} call{'s' if failed != 1 else ''} failed" if failed else ""
+        _finish(run_id, worker, JudgeRun.Status.DONE, message)
+    run.refresh_from_db()
+    if progress:
+        progress(run)
+    return run
+
+
+def _calls_ensure(run: JudgeRun) -> None:
+    """Create the missing calls: each item in each order asked, or each response once."""
+    existing_items = set(run.calls.values_list("item_id", "candidate_first"))
+    existing_responses = set(run.calls.values_list("response_id", flat=True))
+    new = []
+    items = Item.objects.filter(round_id=run.round_id).values_list(
+        "id", "candidate_first", "candidate_response_id", "baseline_response_id"
+    )
+    if run.judge.mode == Judge.Mode.PAIRWISE:
+        for item_pk, candidate_first, _, _ in items:
+            orders = (
+                (candidate_first, not candidate_first)
+                if run.judge.both_orders
+                else (candidate_first,)
+            )
+            new += [
+                JudgeCall(run=run, item_id=item_pk, candidate_first=order)
+                for order in orders
+                if (item_pk, order) not in existing_items
+            ]
+    else:
+        responses = dict.fromkeys(r for _, _, c, b in items for r in (c, b))
+        new += [
+            JudgeCall(run=run, response_id=pk) for pk in responses if pk not in existing_responses
+        ]
+    JudgeCall.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+
+
+def _job_fields(call: JudgeCall) -> dict[str, str]:
+    if call.item_id is None:
+        return {"question": call.response.prompt.text, "answer": call.response.text}
+    item = call.item
+    candidate, baseline = item.candidate_response.text, item.baseline_response.text
+    first, second = (candidate, baseline) if call.candidate_first else (baseline, candidate)
+    return {"question": item.prompt.text, "answer_a": first, "answer_b": second}
+
+
+def _execute(
+    run: JudgeRun, template: Template, api_key: str, worker: str, progress: Progress | None
+) -> StopSignal:
+    judge = run.judge
+    _calls_ensure(run)
+    pending = list(
+        run.calls.filter(status=JudgeCall.Status.PENDING).select_related(
+            "item__prompt",
+            "item__candidate_response",
+            "item__baseline_response",
+            "response__prompt",
+        )
+    )
+    settings = RequestSettings(judge.model, template, judge.temperature, judge.max_tokens)
+    structured = StructuredSwitch(judge.structured_output)
+    jobs = [CallJob(call.pk, _job_fields(call)) for call in pending]
+    jobs = _answer_from_cache(run, jobs, settings, structured)
+    _finalize_items(run)
+    if progress:
+        progress(run)
+
+    stop = StopSignal()
+    endpoint = ChatEndpoint(
+        base_url=judge.base_url,
+        api_key=api_key,
+        timeout=judge.timeout_seconds,
+        max_concurrency=judge.max_concurrency,
+        limiter=rate_limiter(
+            name=budget_name(
+                base_url=judge.base_url, api_key_env=judge.api_key_env, model=judge.model
+            ),
+            rpm=judge.rpm_limit,
+            tpm=judge.tpm_limit,
+        ),
+    )
+    rng = random.Random()
+    # Twice the in-flight limit: calls sleeping before a retry leave their slot to others.
+    threads = 2 * judge.max_concurrency
+    try:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="judge") as pool:
+            futures: set[Future[CallOutcome]] = {
+                pool.submit(
+                    ask,
+                    job,
+                    endpoint=endpoint,
+                    settings=settings,
+                    structured=structured,
+                    stop=stop,
+                    max_attempts=judge.max_attempts,
+                    rng=random.Random(rng.random()),
+                )
+                for job in jobs
+            }
+            written_at = time.monotonic()
+            try:
+                while futures:
+                    done, futures = wait(
+                        futures, timeout=WRITE_EVERY_SECONDS, return_when=ALL_COMPLETED
+                    )
+                    if done or time.monotonic() - written_at > HEARTBEAT_EVERY_SECONDS:
+                        _write_outcomes(run, [f.result() for f in done], worker)
+                        written_at = time.monotonic()
+                    if done and progress:
+                        progress(run)
+            except BaseException:
+                stop.set("the worker stopped")
+                raise
+    finally:
+        endpoint.close()
+    return stop
+
+
+def _answer_from_cache(
+    run: JudgeRun, jobs: list[CallJob], settings: RequestSettings, structured: StructuredSwitch
+) -> list[CallJob]:
+    """Fill the calls whose exact request was answered before; returns the others."""
+    bodies = {job.call_id: settings.body(job.fields, structured=structured.on) for job in jobs}
+    keys = {call_id: cache_key(body, settings.template.version) for call_id, body in bodies.items()}
+    hits: dict[str, JudgeCache] = {}
+    key_list = list(set(keys.values()))
+    for start in range(0, len(key_list), 500):
+        for entry in JudgeCache.objects.filter(key__in=key_list[start : start + 500]):
+            hits[entry.key] = entry
+    now = timezone.now()
+    answered = []
+    for call_id, key in keys.items():
+        entry = hits.get(key)
+        if entry is None:
+            continue
+        outcome = CallOutcome(
+            call_id,
+            JudgeCall.Status.DONE,
+            request=bodies[call_id],
+            raw_reply=entry.reply,
+            verdict=entry.verdict,
+            response_model=entry.response_model,
+            prompt_tokens=entry.prompt_tokens,
+            completion_tokens=entry.completion_tokens,
+            cache_key=key,
+        )
+        answered.append(_call_row(outcome, now, cached=True))
+    JudgeCall.objects.bulk_update(answered, _CALL_FIELDS, batch_size=500)
+    answered_ids = {call.pk for call in answered}
+    return [job for job in jobs if job.call_id not in answered_ids]
+
+
+def _call_row(outcome: CallOutcome, now, *, cached: bool = False) -> JudgeCall:
+    return JudgeCall(
+        pk=outcome.call_id,
+        status=outcome.status,
+        request=outcome.request,
+        raw_reply=outcome.raw_reply,
+        verdict=outcome.verdict,
+        error=outcome.error,
+        response_model=outcome.response_model,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        latency_seconds=outcome.latency_seconds,
+        attempts=outcome.attempts,
+        cached=cached,
+        cache_key=outcome.cache_key,
+        finished_at=now,
+    )
+
+
+def _cache_row(outcome: CallOutcome, judge: Judge) -> JudgeCache:
+    return JudgeCache(
+        key=outcome.cache_key,
+        model=judge.model,
+        template_version=judge.template_version,
+        reply=outcome.raw_reply,
+        verdict=outcome.verdict,
+        response_model=outcome.response_model,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+    )
+
+
+def _write_outcomes(run: JudgeRun, outcomes: list[CallOutcome], worker: str) -> None:
+    """One transaction per batch: the calls, the new cache entries, the finished items."""
+    now = timezone.now()
+    finished = [o for o in outcomes if o.status != JudgeCall.Status.PENDING]
+    done = [o for o in finished if o.status == JudgeCall.Status.DONE]
+    with transaction.atomic():
+        JudgeCall.objects.bulk_update(
+            [_call_row(o, now) for o in finished], _CALL_FIELDS, batch_size=500
+        )
+        # Another worker may have cached the same request a moment ago: its row stays.
+        JudgeCache.objects.bulk_create(
+            [_cache_row(o, run.judge) for o in done], ignore_conflicts=True
+        )
+        item_ids = JudgeCall.objects.filter(
+            pk__in=[o.call_id for o in done], item__isnull=False
+        ).values_list("item_id", flat=True)
+        _finalize_items(run, set(item_ids))
+        JudgeRun.objects.filter(pk=run.pk, worker=worker).update(heartbeat_at=now)
+
+
+def _finalize_items(run: JudgeRun, item_ids: Iterable[int] | None = None) -> int:
+    """Record the judge's annotation on every item whose calls are all done; returns how many."""
+    if run.judge.mode != Judge.Mode.PAIRWISE:
+        return 0
+    calls = JudgeCall.objects.filter(run=run, item__isnull=False)
+    if item_ids is not None:
+        calls = calls.filter(item_id__in=list(item_ids))
+    votes: dict[int, dict[bool, str]] = defaultdict(dict)
+    complete: dict[int, bool] = defaultdict(lambda: True)
+    for item_pk, order, status, verdict in calls.values_list(
+        "item_id", "candidate_first", "status", "verdict"
+    ):
+        if status == JudgeCall.Status.DONE:
+            votes[item_pk][order] = verdict
+        else:
+            complete[item_pk] = False
+    ready = [pk for pk in votes if complete[pk]]
+    recorded = set(
+        Annotation.objects.filter(
+            item_id__in=ready, annotator_id=run.judge.annotator_id
+        ).values_list("item_id", flat=True)
+    )
+    items = Item.objects.in_bulk([pk for pk in ready if pk not in recorded])
+    created = 0
+    for item_pk, item in items.items():
+        combined = combine_orders(votes[item_pk], inconsistent_as_tie=run.judge.inconsistent_as_tie)
+        if combined.choice is None:
+            continue
+        annotation_record_judgment(
+            item=item,
+            annotator=run.judge.annotator,
+            choice=combined.choice,
+            candidate_first=item.candidate_first,
+        )
+        created += 1
+    return created

@@ -1,0 +1,141 @@
+"""The judge section of a round: progress, failures, cost, starting a judge, retrying; no key."""
+
+import io
+import logging
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from inference.models import Judge, JudgeCall, JudgeRun
+from tests.factories import make_project, make_round, make_user
+from tests.support.judging import (
+    API_KEY,
+    KEY_ENV,
+    make_judge,
+    prefers_candidate,
+    question_number,
+    run_judge,
+)
+from tests.support.openai_server import Reply, ScriptedOpenAI, garbage
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+
+
+@pytest.fixture
+def server():
+    with ScriptedOpenAI(responder=prefers_candidate) as running:
+        yield running
+
+
+@pytest.fixture
+def researcher(client):
+    user = make_user()
+    client.force_login(user)
+    return make_project("lab", user)
+
+
+def judges_page(client, round_, **headers) -> str:
+    response = client.get(reverse("judge-round", args=[round_.pk]), headers=headers)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_round_page_links_to_its_judges(client, researcher):
+    round_ = make_round(project=researcher)
+    html = client.get(reverse("round-detail", args=[round_.pk])).content.decode()
+    assert f'href="{reverse("judge-round", args=[round_.pk])}"' in html
+
+
+def test_it_shows_progress_failures_tokens_and_cost(client, researcher, server):
+    round_ = make_round(prompts=3, project=researcher)
+
+    def responder(request):
+        return garbage() if question_number(request) == 0 else prefers_candidate(request)
+
+    server.responder = responder
+    run = run_judge(round_, make_judge(round_, server))
+    html = judges_page(client, round_)
+    assert "4 / 6</span>" in html
+    assert "<dt>Failed</dt><dd>2</dd>" in html
+    calls = JudgeCall.objects.filter(run=run)
+    tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
+    assert f"<dt>Tokens paid for</dt><dd>{tokens} (" in html
+    assert "Estimated cost</dt><dd>$0." in html
+    assert "Verdicts recorded</dt><dd>2: candidate 2" in html
+    assert "Position consistency</dt><dd>100%" in html
+    assert "no verdict in the reply" in html and "lorem ipsum" in html
+    assert "Retry failed (2)" in html
+    partial = judges_page(client, round_, HX_Request="true")
+    assert "<html" not in partial and "4 / 6</span>" in partial
+
+
+def test_starting_a_judge_from_the_page_creates_it_and_queues_its_run(client, researcher):
+    round_ = make_round(prompts=2, project=researcher)
+    form = {"judge": "", "name": "gpt-4", "model": "gpt-4", "base_url": "", "mode": "pairwise"}
+    form["api_key_env"] = "OPENAI_API_KEY"
+    response = client.post(reverse("judge-round", args=[round_.pk]), form)
+    assert response.status_code == 302
+    judge = Judge.objects.get(project=researcher, name="gpt-4")
+    assert judge.base_url == "https://api.openai.com/v1" and judge.both_orders
+    assert JudgeRun.objects.get(round=round_, judge=judge).status == JudgeRun.Status.QUEUED
+    assert "gpt-4" in judges_page(client, round_)
+
+
+def test_the_page_refuses_a_pasted_key_in_place_of_a_variable_name(client, researcher):
+    round_ = make_round(prompts=2, project=researcher)
+    form = {"judge": "", "name": "leaky", "mode": "pairwise", "api_key_env": API_KEY}
+    response = client.post(reverse("judge-round", args=[round_.pk]), form)
+    assert response.status_code == 200
+    assert not Judge.objects.exists()
+    assert API_KEY not in response.content.decode()
+
+
+def test_retry_failed_puts_the_failed_calls_back_in_line(client, researcher, server):
+    round_ = make_round(prompts=2, project=researcher)
+    server.responder = lambda request: garbage()
+    run = run_judge(round_, make_judge(round_, server))
+    assert run.calls.filter(status=JudgeCall.Status.FAILED).count() == 4
+    response = client.post(reverse("judge-run-retry", args=[run.pk]))
+    assert response.status_code == 302
+    assert run.calls.filter(status=JudgeCall.Status.PENDING).count() == 4
+    run.refresh_from_db()
+    assert run.status == JudgeRun.Status.QUEUED
+
+
+def test_other_projects_judges_are_hidden(client, researcher, server):
+    round_ = make_round(prompts=1, project=make_project("other team"))
+    run = run_judge(round_, make_judge(round_, server))
+    assert client.get(reverse("judge-round", args=[round_.pk])).status_code == 404
+    assert client.post(reverse("judge-run-retry", args=[run.pk])).status_code == 404
+
+
+def test_the_api_key_is_in_no_database_row_log_line_or_page(client, researcher, server, caplog):
+    caplog.set_level(logging.DEBUG)
+    round_ = make_round(prompts=3, project=researcher)
+
+    def responder(request):
+        if question_number(request) == 0:
+            # Some endpoints echo the key back in their error message.
+            return Reply(status=400, error_message=f"Bad request for key {API_KEY}")
+        if question_number(request) == 1:
+            return Reply(f"I see your key {API_KEY}. Verdict: A")
+        return prefers_candidate(request)
+
+    server.responder = responder
+    run = run_judge(round_, make_judge(round_, server))
+    assert server.requests[0].authorization == f"Bearer {API_KEY}"
+    assert run.calls.filter(status=JudgeCall.Status.FAILED).count() == 2
+    assert "[redacted]" in run.calls.filter(status=JudgeCall.Status.FAILED).first().error
+
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    assert API_KEY not in dump.getvalue() and API_KEY[:20] not in dump.getvalue()
+    assert API_KEY not in caplog.text
+    pages = judges_page(client, round_) + client.get(reverse("admin:index")).content.decode()
+    assert API_KEY not in pages
