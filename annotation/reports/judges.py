@@ -84,7 +84,8 @@ def judge_diagnostics(frame: pd.DataFrame, label_counts: LabelCounts) -> list[Ju
     """For each group that is not human: its diagnostics over all its verdicts."""
     human = [g for g in label_counts.groups if g in HUMAN_GROUPS]
     human_counts = sum(
-        (label_counts.group(g) for g in human), np.zeros_like(label_counts.counts[:, 0])
+        (label_counts.group(g) for g in human),
+        np.zeros((len(label_counts.items), 3), dtype=np.int64),
     )
     majority = majority_counts(human_counts)
     result = []

@@ -251,3 +251,21 @@ def test_it_serves_the_summary_from_the_api(client, judged_round):
 
     assert response.status_code == 200
     assert response.json() == round_report(judged_round).summary()
+
+
+def test_it_reports_a_round_without_annotations(client, tmp_path):
+    user = make_user()
+    round_ = make_round(prompts=3, project=make_project("lab", user))
+    client.force_login(user)
+
+    html = client.get(reverse("round-report", args=[round_.pk])).content.decode()
+    run("report", str(round_.pk), "--out", str(tmp_path), "--formats", "png", "--resamples", "10")
+
+    assert "No annotations yet" in html
+    assert json.loads((tmp_path / "summary.json").read_text()) == {
+        "round": round_.pk,
+        "groups": {},
+        "agreement": [],
+    }
+    assert (tmp_path / "figure1.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "annotations.jsonl").read_bytes() == b""
