@@ -83,12 +83,17 @@ def round_create(
     )
     round_.baselines.set(baselines)
     created = round_add_missing_items(round_=round_)
-    if created == 0:
+    # A model with a generation backend gets its responses when the round is launched.
+    generated = any(m.backend != LanguageModel.Backend.IMPORTED for m in (candidate, *baselines))
+    if created == 0 and not generated:
         raise RoundInvalid(
             f"No prompt in {prompt_set.name!r} has responses from both {candidate.name!r} and "
             f"any of {', '.join(repr(b.name) for b in baselines)}: import responses first."
         )
     shared_count = round_.items.filter(is_shared=True).count()
+    if generated:
+        possible = prompt_set.prompts.count() * len(baselines)
+        shared_count = max(shared_count, min(shared_items, possible))
     if items_per_worker < shared_count:
         raise RoundInvalid(
             f"Items per worker ({items_per_worker}) must be at least the shared set "

@@ -7,6 +7,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
 app = Celery("evalplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["inference"], related_name="generation_tasks")
 
 
 @app.on_after_configure.connect

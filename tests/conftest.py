@@ -4,3 +4,22 @@ import pytest
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(scope="session")
+def celery_broker(tmp_path_factory):
+    """The Celery app, on a private broker folder for the session (filesystem transport).
+
+    Set once: the app's producer pool keeps its first connection, so a folder changed later
+    would leave workers listening where nothing is sent. CI's Redis broker is used as it is.
+    """
+    from evalplatform.celery import app
+
+    if app.conf.broker_url.startswith("filesystem://"):
+        folder = str(tmp_path_factory.mktemp("broker"))
+        app.conf.broker_transport_options = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": str(tmp_path_factory.mktemp("control")),
+        }
+    return app

@@ -59,7 +59,7 @@ OPTIONS = {
     "prompt_format": Option(
         (str,), "{prompt}", lambda v: "{prompt}" in v, "for 'completions': a format with {prompt}"
     ),
-    "eot_token": Option((str,), "", hint="an end-of-turn token sent as a stop string"),
+    "end_of_turn": Option((str,), "", hint="an end-of-turn token sent as a stop string"),
     "concurrency": Option((int,), 8, lambda v: 1 <= v <= 1024, "an integer from 1 to 1024"),
     "timeout": Option((int, float), 600, lambda v: v > 0, "seconds per attempt, > 0"),
     "max_attempts": Option((int,), 6, lambda v: 1 <= v <= 50, "an integer from 1 to 50"),
@@ -168,7 +168,7 @@ class OpenAIGenerationBackend:
         }
 
     def _sampling_body(self, sampling: SamplingSettings) -> dict[str, Any]:
-        eot = [self.options["eot_token"]] if self.options["eot_token"] else []
+        eot = [self.options["end_of_turn"]] if self.options["end_of_turn"] else []
         body: dict[str, Any] = {
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,

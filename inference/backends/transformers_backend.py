@@ -28,7 +28,9 @@ OPTIONS = {
     "model": Option((str,), hint="a local checkpoint folder or a hub id", check=bool),
     "prompt_format": Option((str,), "chat", is_prompt_format, PROMPT_FORMAT_HINT),
     "chat_template": Option((str,), "", hint="a Jinja chat template replacing the tokenizer's"),
-    "eot_token": Option((str,), "", hint="an end-of-turn token that stops generation, e.g. <EOT>"),
+    "end_of_turn": Option(
+        (str,), "", hint="an end-of-turn token that stops generation, e.g. <EOT>"
+    ),
     "batch_size": Option((int,), 8, lambda v: v >= 1, "an integer ≥ 1"),
     "device": Option((str,), "auto", hint="'auto', 'cpu', 'cuda' or 'cuda:N'"),
     "dtype": Option(
@@ -113,12 +115,12 @@ class TransformersBackend:
                 "in the model's config, or a plain 'prompt_format' such as \"{prompt}\\n\\n\"."
             )
         self.stop_ids = [tokenizer.eos_token_id]
-        if options["eot_token"]:
-            eot_id = tokenizer.convert_tokens_to_ids(options["eot_token"])
+        if options["end_of_turn"]:
+            eot_id = tokenizer.convert_tokens_to_ids(options["end_of_turn"])
             if eot_id is None or eot_id == tokenizer.unk_token_id:
                 raise BackendConfigError(
-                    f"The end-of-turn token {options['eot_token']!r} is not in the tokenizer of "
-                    f"{options['model']!r}: fix 'eot_token' or leave it empty."
+                    f"The end-of-turn token {options['end_of_turn']!r} is not in the tokenizer of "
+                    f"{options['model']!r}: fix 'end_of_turn' or leave it empty."
                 )
             self.stop_ids.append(eot_id)
         self.stop_ids = [i for i in self.stop_ids if i is not None]
@@ -131,7 +133,7 @@ class TransformersBackend:
             "backend": "transformers",
             "model": self.options["model"],
             "prompt_format": self.options["prompt_format"],
-            "eot_token": self.options["eot_token"],
+            "end_of_turn": self.options["end_of_turn"],
             "sampling": sampling.as_dict(),
         }
 

@@ -46,7 +46,9 @@ OPTIONS = {
     "trust_remote_code": Option((bool,), False, hint="true or false"),
     "prompt_format": Option((str,), "chat", is_prompt_format, PROMPT_FORMAT_HINT),
     "chat_template": Option((str,), "", hint="a Jinja chat template replacing the tokenizer's"),
-    "eot_token": Option((str,), "", hint="an end-of-turn token that stops generation, e.g. <EOT>"),
+    "end_of_turn": Option(
+        (str,), "", hint="an end-of-turn token that stops generation, e.g. <EOT>"
+    ),
 }
 
 
@@ -172,12 +174,12 @@ class VLLMBackend:
                 "in the model's config, or a plain 'prompt_format' such as \"{prompt}\\n\\n\"."
             )
         self.stop_token_ids: list[int] = []
-        if options["eot_token"]:
-            eot_id = self.tokenizer.convert_tokens_to_ids(options["eot_token"])
+        if options["end_of_turn"]:
+            eot_id = self.tokenizer.convert_tokens_to_ids(options["end_of_turn"])
             if eot_id is None or eot_id == getattr(self.tokenizer, "unk_token_id", None):
                 raise BackendConfigError(
-                    f"The end-of-turn token {options['eot_token']!r} is not in the tokenizer of "
-                    f"{options['model']!r}: fix 'eot_token' or leave it empty."
+                    f"The end-of-turn token {options['end_of_turn']!r} is not in the tokenizer of "
+                    f"{options['model']!r}: fix 'end_of_turn' or leave it empty."
                 )
             self.stop_token_ids.append(eot_id)
 
@@ -186,7 +188,7 @@ class VLLMBackend:
             "backend": "vllm",
             "model": self.options["model"],
             "prompt_format": self.options["prompt_format"],
-            "eot_token": self.options["eot_token"],
+            "end_of_turn": self.options["end_of_turn"],
             "sampling": sampling.as_dict(),
         }
 

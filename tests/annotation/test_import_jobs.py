@@ -11,24 +11,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotation.models import ImportJob, Prompt
-from evalplatform.celery import app
 from tests.factories import make_project, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(scope="module")
-def celery_worker(django_db_setup, tmp_path_factory):
-    # One worker for the module: the app's producer pool keeps its first connection, so the
-    # broker's settings must not change between tests.
-    if app.conf.broker_url.startswith("filesystem://"):
-        folder = str(tmp_path_factory.mktemp("broker"))
-        app.conf.broker_transport_options = {
-            "data_folder_in": folder,
-            "data_folder_out": folder,
-            "control_folder": str(tmp_path_factory.mktemp("control")),
-        }
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+def celery_worker(django_db_setup, celery_broker):
+    with start_worker(celery_broker, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield
 
 

@@ -147,7 +147,7 @@ def test_it_says_what_to_fix_when_the_model_folder_is_missing(tmp_path):
 
 def test_it_refuses_an_end_of_turn_token_the_tokenizer_lacks(tiny_model):
     with pytest.raises(BackendConfigError, match=re.escape("'<|eot_id|>' is not in the tokenizer")):
-        backend_load("transformers", {"model": str(tiny_model), "eot_token": "<|eot_id|>"})
+        backend_load("transformers", {"model": str(tiny_model), "end_of_turn": "<|eot_id|>"})
 
 
 # ---------------------------------------------------------------- vLLM, without vLLM
@@ -178,7 +178,7 @@ def test_it_maps_model_settings_to_vllm_engine_args():
             "max_model_len": 4096,
             "gpu_memory_utilization": 0.85,
             "prompt_format": "{prompt}\n\n",
-            "eot_token": "<EOT>",
+            "end_of_turn": "<EOT>",
         }
     )
     assert args == {
@@ -255,7 +255,7 @@ def fake_vllm(monkeypatch):
 
 
 def test_it_sends_all_prompts_in_one_generate_call_and_keeps_the_engine(fake_vllm):
-    config = {"model": "org/model", "eot_token": "<EOT>"}
+    config = {"model": "org/model", "end_of_turn": "<EOT>"}
     backend = backend_load("vllm", config)
     texts = [f"question {i}" for i in range(300)]
     results = list(backend.generate(requests_for(texts), SamplingSettings()))

@@ -71,7 +71,7 @@ def test_it_generates_through_the_completions_endpoint_with_a_prompt_format(serv
         server,
         endpoint="completions",
         prompt_format="### Question\n{prompt}\n### Answer\n",
-        eot_token="<EOT>",
+        end_of_turn="<EOT>",
         send_repetition_penalty=True,
     )
     [result] = generate(backend, "Name a fruit.").values()

@@ -1,0 +1,268 @@
+"""Generation services on the database, the task body called directly (no worker)."""
+
+import sys
+
+import pytest
+
+from annotation.models import Item, LanguageModel, Response
+from annotation.services import round_create
+from inference.generation import (
+    GenerationInvalid,
+    generation_cancel,
+    generation_launch,
+    generation_progress,
+    generation_run_model,
+    model_register,
+)
+from inference.models import GenerationFailure, GenerationRun, GenerationTask
+from tests.factories import make_model_with_responses, make_project, make_prompt_set
+from tests.support.openai_completions_server import OpenAICompletionsServer
+
+pytestmark = pytest.mark.django_db
+
+Status = GenerationRun.Status
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("TEST_API_KEY", "sk-test")
+    with OpenAICompletionsServer() as running:
+        yield running
+
+
+@pytest.fixture
+def project():
+    return make_project("lab")
+
+
+@pytest.fixture
+def prompt_set(project):
+    return make_prompt_set(project, 5)
+
+
+def api_model(project, server, name="gpt-4", **config):
+    return LanguageModel.objects.create(
+        project=project,
+        name=name,
+        backend="openai",
+        config={
+            "model": name,
+            "base_url": server.url,
+            "api_key_env": "TEST_API_KEY",
+            "backoff_seconds": 0.01,
+            "max_attempts": 2,
+            **config,
+        },
+    )
+
+
+def run_all(run: GenerationRun) -> GenerationRun:
+    for task in run.tasks.filter(status=Status.QUEUED):
+        generation_run_model(task_id=task.pk)
+    run.refresh_from_db()
+    return run
+
+
+def make_generated_round(project, prompt_set, candidate, **settings):
+    baseline = make_model_with_responses(project, prompt_set, "alpaca-65b")
+    return round_create(
+        project=project,
+        prompt_set=prompt_set,
+        candidate=candidate,
+        baselines=[baseline],
+        shared_items=0,
+        seed=7,
+        **settings,
+    )
+
+
+def test_it_creates_a_round_before_generated_models_have_responses(project, prompt_set, server):
+    round_ = make_generated_round(project, prompt_set, api_model(project, server))
+    assert round_.items.count() == 0
+
+
+def test_it_still_refuses_a_round_of_imported_models_without_responses(project, prompt_set):
+    from annotation.services import RoundInvalid
+
+    a = LanguageModel.objects.create(project=project, name="a")
+    b = LanguageModel.objects.create(project=project, name="b")
+    with pytest.raises(RoundInvalid, match="import responses first"):
+        round_create(project=project, prompt_set=prompt_set, candidate=a, baselines=[b])
+
+
+def test_it_generates_the_missing_responses_and_creates_the_items(project, prompt_set, server):
+    candidate = api_model(project, server)
+    round_ = make_generated_round(project, prompt_set, candidate)
+
+    run = run_all(generation_launch(round_=round_))
+
+    assert run.status == Status.DONE
+    [task] = run.tasks.all()
+    assert task.queue == "api"
+    assert (task.needed, task.done, task.generated, task.failed) == (5, 5, 5, 0)
+    assert task.completion_tokens > 0 and task.tokens_per_second > 0
+    assert Item.objects.filter(round=round_).count() == 5
+    response = Response.objects.filter(model=candidate).first()
+    assert response.text.startswith("Here is an answer to: Question number")
+    assert response.generation["seed"] == server.log[0].body["seed"] or any(
+        entry.body["seed"] == response.generation["seed"] for entry in server.log
+    )
+    assert response.generation["sampling"]["top_p"] == 0.9
+    assert response.generation["sampling"]["repetition_penalty"] is None
+    assert response.generation["run"] == run.pk
+
+
+def test_it_applies_round_sampling_over_the_models_and_the_papers(project, prompt_set, server):
+    candidate = api_model(project, server, sampling={"temperature": 0.2, "max_tokens": 100})
+    round_ = make_generated_round(project, prompt_set, candidate)
+    run_all(generation_launch(round_=round_, sampling={"max_tokens": 3}))
+    body = server.log[0].body
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.2, 0.9, 3)
+
+
+def test_it_gives_the_same_seeds_to_the_same_prompts_in_every_run(project, prompt_set, server):
+    round_ = make_generated_round(project, prompt_set, api_model(project, server))
+    run_all(generation_launch(round_=round_))
+    first = sorted(entry.body["seed"] for entry in server.log)
+    Item.objects.all().delete()
+    Response.objects.filter(model__backend="openai").delete()
+    server.log.clear()
+    run_all(generation_launch(round_=round_))
+    assert sorted(entry.body["seed"] for entry in server.log) == first
+    assert len(set(first)) == 5
+
+
+def test_it_records_failures_with_their_error_and_resumes_only_what_is_missing(
+    project, prompt_set, server
+):
+    server.fail_when("number 3?", "500")
+    candidate = api_model(project, server)
+    round_ = make_generated_round(project, prompt_set, candidate)
+
+    run = run_all(generation_launch(round_=round_))
+
+    assert run.status == Status.FAILED
+    [task] = run.tasks.all()
+    assert (task.done, task.failed, task.status) == (4, 1, Status.FAILED)
+    assert "1 of 5 responses failed" in task.message
+    [failure] = GenerationFailure.objects.all()
+    assert failure.prompt.external_id == "3" and "HTTP 500" in failure.error
+    assert not Response.objects.filter(model=candidate, prompt=failure.prompt).exists()
+    assert Item.objects.filter(round=round_).count() == 4
+    [row] = [p for p in generation_progress(round_) if p.model == "gpt-4"]
+    assert (row.done, row.needed, row.failed) == (4, 5, 1)
+    assert row.errors == [("3", failure.error)]
+
+    server._when.clear()
+    server.log.clear()
+    resumed = run_all(generation_launch(round_=round_))
+    assert resumed.pk != run.pk and resumed.status == Status.DONE
+    assert len(server.log) == 1 and "number 3?" in server.log[0].body["messages"][0]["content"]
+    assert Response.objects.filter(model=candidate).count() == 5
+    assert Item.objects.filter(round=round_).count() == 5
+
+
+def test_it_writes_nothing_twice_when_a_task_is_delivered_again(project, prompt_set, server):
+    candidate = api_model(project, server)
+    round_ = make_generated_round(project, prompt_set, candidate)
+    run = generation_launch(round_=round_)
+    [task] = run.tasks.all()
+    generation_run_model(task_id=task.pk)
+    # A worker that died after writing: the broker delivers the task again.
+    GenerationTask.objects.filter(pk=task.pk).update(status=Status.RUNNING)
+    server.log.clear()
+    assert generation_run_model(task_id=task.pk) == "nothing missing"
+    assert server.log == []
+    assert generation_run_model(task_id=task.pk) == "already finished"
+    assert Response.objects.filter(model=candidate).count() == 5
+    assert Item.objects.filter(round=round_).count() == 5
+
+
+def test_it_returns_the_active_run_when_launched_twice(project, prompt_set, server):
+    round_ = make_generated_round(project, prompt_set, api_model(project, server))
+    first = generation_launch(round_=round_)
+    assert generation_launch(round_=round_) == first
+    assert GenerationRun.objects.count() == 1
+
+
+def test_it_makes_items_at_once_when_every_response_exists(project, prompt_set):
+    candidate = make_model_with_responses(project, prompt_set, "lima-65b")
+    round_ = make_generated_round(project, prompt_set, candidate)
+    run = generation_launch(round_=round_)
+    assert run.status == Status.DONE and run.tasks.count() == 0
+
+
+def test_it_cancels_a_run_so_that_its_tasks_never_start(project, prompt_set, server):
+    round_ = make_generated_round(project, prompt_set, api_model(project, server))
+    run = generation_launch(round_=round_)
+    assert generation_cancel(run=run).status == Status.CANCELLED
+    [task] = run.tasks.all()
+    assert generation_run_model(task_id=task.pk) == "already finished"
+    assert server.log == []
+    assert generation_launch(round_=round_).pk != run.pk
+
+
+def test_it_refuses_to_launch_a_bad_config_saying_what_to_fix(project, prompt_set, server):
+    candidate = api_model(project, server, temprature=0.3)
+    round_ = make_generated_round(project, prompt_set, candidate)
+    with pytest.raises(GenerationInvalid, match="gpt-4: Fix the openai model config: unknown key"):
+        generation_launch(round_=round_)
+    with pytest.raises(GenerationInvalid, match="Unknown sampling setting 'topp'"):
+        LanguageModel.objects.filter(pk=candidate.pk).update(config={"model": "gpt-4"})
+        generation_launch(round_=round_, sampling={"topp": 0.5})
+    assert GenerationRun.objects.count() == 0
+
+
+def test_it_refuses_an_unknown_backend(project, prompt_set):
+    candidate = LanguageModel.objects.create(project=project, name="x", backend="llamacpp")
+    round_ = make_generated_round(project, prompt_set, candidate)
+    with pytest.raises(GenerationInvalid, match="Unknown backend 'llamacpp'"):
+        generation_launch(round_=round_)
+
+
+@pytest.mark.parametrize(
+    "backend, config, message",
+    [
+        (
+            "openai",
+            {"model": "gpt-4", "api_key_env": "NO_SUCH_KEY_VARIABLE"},
+            "The environment variable NO_SUCH_KEY_VARIABLE is not set on this worker",
+        ),
+        (
+            "transformers",
+            {"model": "/nonexistent/checkpoint"},
+            "The model folder /nonexistent/checkpoint does not exist on this worker",
+        ),
+        ("vllm", {"model": "meta-llama/Llama-2-7b-hf"}, "vLLM is not installed on this worker"),
+    ],
+)
+def test_it_fails_the_task_with_what_to_fix(
+    project, prompt_set, monkeypatch, backend, config, message
+):
+    pytest.importorskip("transformers")
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    candidate = LanguageModel.objects.create(
+        project=project, name="m", backend=backend, config=config
+    )
+    round_ = make_generated_round(project, prompt_set, candidate)
+    run = run_all(generation_launch(round_=round_))
+    [task] = run.tasks.all()
+    assert task.status == Status.FAILED and run.status == Status.FAILED
+    assert message in task.message
+    assert [p.message for p in generation_progress(round_) if p.model == "m"] == [task.message]
+
+
+def test_it_registers_a_model_and_refuses_secrets_and_bad_configs(project):
+    model = model_register(
+        project=project,
+        name="gpt-4",
+        backend="openai",
+        config={"model": "gpt-4", "api_key_env": "OPENAI_API_KEY"},
+    )
+    assert model.backend == "openai"
+    with pytest.raises(GenerationInvalid, match="must not hold secrets"):
+        model_register(
+            project=project, name="x", backend="openai", config={"model": "m", "api_key": "sk-1"}
+        )
+    with pytest.raises(GenerationInvalid, match="'model' is required"):
+        model_register(project=project, name="y", backend="vllm", config={})
