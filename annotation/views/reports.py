@@ -7,12 +7,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
+from matplotlib.figure import Figure
 
 from annotation import selectors
+from annotation.models import Round
 from annotation.reports.build import battle_groups, leaderboard
 from annotation.reports.charts import inline_svg, leaderboard_figure
 from annotation.reports.export import (
-    UnknownFile,
     figure_1,
     figure_2,
     file_names,
@@ -26,32 +27,34 @@ from annotation.reports.stats import MODE_TITLES
 CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".csv": "text/csv; charset=utf-8"}
 
 
+def _inline(figure: Figure, salt: str) -> str:
+    # Safe: the chart code escapes every text it draws (see charts.inline_svg).
+    return mark_safe(inline_svg(figure, salt=salt))
+
+
+def _leaderboard(round_: Round, requested: str | None) -> dict:
+    """The project's Bradley-Terry leaderboard from one group's verdicts (the first group
+    unless another is asked for)."""
+    battles = project_battles(round_.project_id)
+    groups = battle_groups(battles)
+    group = requested if requested in groups else (groups[0] if groups else "")
+    board = leaderboard(battles, group) if group else []
+    title = group_title(group)
+    return {
+        "board": board,
+        "board_group": group,
+        "board_groups": [(g, group_title(g)) for g in groups],
+        "board_svg": _inline(leaderboard_figure(board, title=title), "board") if board else None,
+    }
+
+
 @login_required
 @require_GET
 def round_report_page(request: HttpRequest, round_id: int) -> HttpResponse:
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
-    mode = request.GET.get("mode", "annotation")
-    if mode not in MODE_TITLES:
-        mode = "annotation"
+    mode = request.GET.get("mode")
+    mode = mode if mode in MODE_TITLES else "annotation"
     report = round_report(round_)
-    battles = project_battles(round_.project_id)
-    board_groups = battle_groups(battles)
-    board_group = request.GET.get("leaderboard") or (board_groups[0] if board_groups else "")
-    board = leaderboard(battles, board_group) if board_group in board_groups else []
-    # The SVG comes from our chart code, which escapes every text it draws (see inline_svg).
-    figures = {
-        "humans": mark_safe(inline_svg(figure_1(report, mode), salt="figure1"))
-        if report.human_groups
-        else None,
-        "judges": mark_safe(inline_svg(figure_2(report, mode), salt="figure2"))
-        if report.judge_groups
-        else None,
-        "leaderboard": mark_safe(
-            inline_svg(leaderboard_figure(board, title=group_title(board_group)), salt="board")
-        )
-        if board
-        else None,
-    }
     context = {
         "round": round_,
         "report": report,
@@ -63,11 +66,10 @@ def round_report_page(request: HttpRequest, round_id: int) -> HttpResponse:
             for group, cells in report.outcomes(mode).items()
             for baseline, outcome in cells.items()
         ],
-        "figures": figures,
+        "humans_svg": _inline(figure_1(report, mode), "figure1") if report.human_groups else None,
+        "judges_svg": _inline(figure_2(report, mode), "figure2") if report.judge_groups else None,
         "downloads": file_names(report),
-        "board": board,
-        "board_group": board_group,
-        "board_groups": [(group, group_title(group)) for group in board_groups],
+        **_leaderboard(round_, request.GET.get("leaderboard")),
     }
     return render(request, "research/report.html", context)
 
@@ -79,10 +81,7 @@ def round_report_download(request: HttpRequest, round_id: int, name: str) -> Htt
     report = round_report(round_)
     if name not in file_names(report):
         raise Http404(f"The report has no file named {name!r}.")
-    try:
-        content = report_file(report, name)
-    except UnknownFile:
-        raise Http404(name) from None
+    content = report_file(report, name)
     suffix = name[name.rindex(".") :]
     content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0]
     response = HttpResponse(content, content_type=content_type or "application/octet-stream")

@@ -10,8 +10,17 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from annotation.models import Annotation, Annotator, Item, Round
+from annotation.reports.build import leaderboard
+from annotation.reports.frames import project_battles
 from annotation.reports.selectors import round_report
-from tests.factories import make_project, make_round, make_user
+from annotation.services import round_create
+from tests.factories import (
+    make_model_with_responses,
+    make_project,
+    make_prompt_set,
+    make_round,
+    make_user,
+)
 from tests.shared_data import ANNOTATIONS
 
 pytestmark = pytest.mark.django_db
@@ -269,3 +278,37 @@ def test_it_reports_a_round_without_annotations(client, tmp_path):
     }
     assert (tmp_path / "figure1.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "annotations.jsonl").read_bytes() == b""
+
+
+def test_it_ranks_every_model_of_the_project_from_one_groups_verdicts(client):
+    user = make_user()
+    project = make_project("lab", user)
+    prompt_set = make_prompt_set(project, 6)
+    strong, middle, weak = (
+        make_model_with_responses(project, prompt_set, name)
+        for name in ("strong", "middle", "weak")
+    )
+    first, second = (
+        round_create(
+            project=project,
+            prompt_set=prompt_set,
+            candidate=candidate,
+            baselines=[middle],
+            shared_items=0,
+        )
+        for candidate in (strong, weak)
+    )
+    annotate(first, "crowd", "w1", "cccctb", baseline="middle")
+    annotate(second, "crowd", "w1", "bbbbtc", baseline="middle")
+    annotate(second, "judge", "gpt-4", "cccccc", baseline="middle")
+
+    crowd = leaderboard(project_battles(project.pk), "crowd", resamples=100)
+    judge = leaderboard(project_battles(project.pk), "gpt-4", resamples=100)
+
+    assert [r.model for r in crowd] == ["strong", "middle", "weak"]
+    assert [r.model for r in judge] == ["weak", "middle"]
+    client.force_login(user)
+    html = client.get(
+        reverse("round-report", args=[second.pk]), {"leaderboard": "gpt-4"}
+    ).content.decode()
+    assert "<strong>Judge: gpt-4</strong>" in html
