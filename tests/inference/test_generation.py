@@ -6,6 +6,7 @@ import pytest
 
 from annotation.models import Item, LanguageModel, Response
 from annotation.services import round_create
+from inference import generation
 from inference.generation import (
     GenerationInvalid,
     generation_cancel,
@@ -266,3 +267,34 @@ def test_it_registers_a_model_and_refuses_secrets_and_bad_configs(project):
         )
     with pytest.raises(GenerationInvalid, match="'model' is required"):
         model_register(project=project, name="y", backend="vllm", config={})
+
+
+def test_it_stops_a_running_task_once_its_run_is_cancelled(
+    project, prompt_set, server, monkeypatch
+):
+    monkeypatch.setattr(generation, "WRITE_EVERY_RESULTS", 1)
+    round_ = make_generated_round(project, prompt_set, api_model(project, server, concurrency=1))
+    run = generation_launch(round_=round_)
+    load = generation.backend_load
+
+    def load_then_cancel_after_two(backend, config):
+        loaded = load(backend, config)
+        generate = loaded.generate
+
+        def generate_and_cancel(requests, sampling):
+            for index, result in enumerate(generate(requests, sampling)):
+                if index == 1:
+                    generation_cancel(run=run)
+                yield result
+
+        loaded.generate = generate_and_cancel
+        return loaded
+
+    monkeypatch.setattr(generation, "backend_load", load_then_cancel_after_two)
+    [task] = run.tasks.all()
+    assert generation_run_model(task_id=task.pk) == "cancelled"
+    assert Response.objects.filter(model__backend="openai").count() == 2
+    assert len(server.log) <= 3
+    task.refresh_from_db()
+    run.refresh_from_db()
+    assert task.status == run.status == Status.CANCELLED
