@@ -362,29 +362,31 @@ def annotation_submit(
     return annotation
 
 
-def annotation_record_judgment(
-    *, item: Item, annotator: Annotator, choice: str, candidate_first: bool
-) -> Annotation:
-    """Record a model judge's verdict on an item once; a repeat returns the first verdict.
+def annotations_record_judgments(
+    *, annotator: Annotator, judgments: Sequence[tuple[Item, str]]
+) -> None:
+    """Record a model judge's verdicts, one (item, choice) each, in a few queries.
 
-    `candidate_first` is the order the verdict is reported in (a judge that saw both orders
-    reports the item's own). Judges take no crowd slots: Item.taken and completed count
-    human work only.
+    Idempotent: an item the judge already has a verdict on keeps it. Each verdict is stored
+    in the order the item is shown to the crowd. Judges take no crowd slots: Item.taken and
+    completed count human work only.
     """
     if annotator.kind != Annotator.Kind.JUDGE:
         raise ValueError(f"{annotator} is not a model judge.")
-    if choice not in Annotation.Choice.values:
-        raise ValueError(f"Unknown choice {choice!r}.")
-    annotation, _ = Annotation.objects.get_or_create(
-        item=item,
-        annotator=annotator,
-        defaults={
-            "choice": choice,
-            "shown_choice": Annotation.shown_for(choice, candidate_first),
-            "candidate_first": candidate_first,
-        },
-    )
-    return annotation
+    rows = []
+    for item, choice in judgments:
+        if choice not in Annotation.Choice.values:
+            raise ValueError(f"Unknown choice {choice!r}.")
+        rows.append(
+            Annotation(
+                item=item,
+                annotator=annotator,
+                choice=choice,
+                shown_choice=Annotation.shown_for(choice, item.candidate_first),
+                candidate_first=item.candidate_first,
+            )
+        )
+    Annotation.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
 
 
 # ---------------------------------------------------------------- background imports

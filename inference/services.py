@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Annotation, Annotator, Item, Project, Round
-from annotation.services import annotation_record_judgment
+from annotation.services import annotations_record_judgments
 from inference.judge.endpoint import ChatEndpoint, MissingApiKey, api_key_from_env
 from inference.judge.prompts import DEFAULT_TEMPLATE, TEMPLATES, Template
 from inference.judge.runner import (
@@ -39,10 +39,6 @@ HEARTBEAT_STALE = timedelta(minutes=5)
 # nothing to write, the heartbeat alone is written this often.
 WRITE_EVERY_SECONDS = 0.25
 HEARTBEAT_EVERY_SECONDS = 10.0
-_CALL_FIELDS = [
-    "status", "request", "raw_reply", "verdict", "error", "response_model", "prompt_tokens",
-    "completion_tokens", "latency_seconds", "attempts", "cached", "cache_key", "finished_at",
-]  # fmt: skip
 
 Progress = Callable[[JudgeRun], None]
 
@@ -340,15 +336,17 @@ def _answer_from_cache(
             completion_tokens=entry.completion_tokens,
             cache_key=key,
         )
-        answered.append(_call_row(outcome, now, cached=True))
-    JudgeCall.objects.bulk_update(answered, _CALL_FIELDS, batch_size=500)
-    answered_ids = {call.pk for call in answered}
+        answered.append(outcome)
+    with transaction.atomic():
+        for outcome in answered:
+            _call_update(outcome, now, cached=True)
+    answered_ids = {outcome.call_id for outcome in answered}
     return [job for job in jobs if job.call_id not in answered_ids]
 
 
-def _call_row(outcome: CallOutcome, now, *, cached: bool = False) -> JudgeCall:
-    return JudgeCall(
-        pk=outcome.call_id,
+def _call_update(outcome: CallOutcome, now, *, cached: bool = False) -> None:
+    # One UPDATE per call: bulk_update's CASE expressions cost more than they save here.
+    JudgeCall.objects.filter(pk=outcome.call_id).update(
         status=outcome.status,
         request=outcome.request,
         raw_reply=outcome.raw_reply,
@@ -384,9 +382,8 @@ def _write_outcomes(run: JudgeRun, outcomes: list[CallOutcome], worker: str) -> 
     finished = [o for o in outcomes if o.status != JudgeCall.Status.PENDING]
     done = [o for o in finished if o.status == JudgeCall.Status.DONE]
     with transaction.atomic():
-        JudgeCall.objects.bulk_update(
-            [_call_row(o, now) for o in finished], _CALL_FIELDS, batch_size=500
-        )
+        for outcome in finished:
+            _call_update(outcome, now)
         # Another worker may have cached the same request a moment ago: its row stays.
         JudgeCache.objects.bulk_create(
             [_cache_row(o, run.judge) for o in done], ignore_conflicts=True
@@ -421,16 +418,10 @@ def _finalize_items(run: JudgeRun, item_ids: Iterable[int] | None = None) -> int
         ).values_list("item_id", flat=True)
     )
     items = Item.objects.in_bulk([pk for pk in ready if pk not in recorded])
-    created = 0
+    judgments = []
     for item_pk, item in items.items():
         combined = combine_orders(votes[item_pk], inconsistent_as_tie=run.judge.inconsistent_as_tie)
-        if combined.choice is None:
-            continue
-        annotation_record_judgment(
-            item=item,
-            annotator=run.judge.annotator,
-            choice=combined.choice,
-            candidate_first=item.candidate_first,
-        )
-        created += 1
-    return created
+        if combined.choice is not None:
+            judgments.append((item, combined.choice))
+    annotations_record_judgments(annotator=run.judge.annotator, judgments=judgments)
+    return len(judgments)

@@ -129,7 +129,9 @@ class ScriptedOpenAI:
         self.latency = latency
         self.record = record
         self.requests: list[Recorded] = []
+        # Status codes in the order answered (0: connection dropped), and with each request.
         self.statuses: list[int] = []
+        self.answered: list[tuple[Recorded, int]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._script: deque[Reply] = deque()
@@ -167,9 +169,11 @@ class ScriptedOpenAI:
             scripted = self._script.popleft() if self._script else None
         return request, scripted or self.responder(request)
 
-    def _note(self, status: int) -> None:
+    def _note(self, request: Recorded, status: int) -> None:
         with self._lock:
             self.statuses.append(status)
+            if self.record:
+                self.answered.append((request, status))
 
 
 def _completion(body: dict, reply: Reply) -> dict:
@@ -212,32 +216,32 @@ def _handler(server: ScriptedOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return
             body = json.loads(raw or b"{}")
-            _, reply = server._next(body, self.headers.get("Authorization", ""))
+            request, reply = server._next(body, self.headers.get("Authorization", ""))
             with server._lock:
                 server.in_flight += 1
                 server.max_in_flight = max(server.max_in_flight, server.in_flight)
             try:
-                self._answer(body, reply)
+                self._answer(request, reply)
             finally:
                 with server._lock:
                     server.in_flight -= 1
 
-        def _answer(self, body: dict, reply: Reply) -> None:
+        def _answer(self, request: Recorded, reply: Reply) -> None:
             time.sleep(server.latency if reply.delay is None else reply.delay)
             if reply.drop:
-                server._note(0)
+                server._note(request, 0)
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            server._note(reply.status)
+            server._note(request, reply.status)
             if reply.raw_body is not None:
                 self._send(reply.status, reply.raw_body, reply.headers)
             elif reply.status != 200:
                 error = {"message": reply.error_message, "type": "scripted", "code": None}
                 self._send(reply.status, {"error": error}, reply.headers)
             else:
-                self._send(200, _completion(body, reply), reply.headers)
+                self._send(200, _completion(request.body, reply), reply.headers)
 
         def _send(self, status: int, payload, headers: dict[str, str] | None = None) -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
