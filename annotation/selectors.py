@@ -3,10 +3,19 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, QuerySet, Sum, Value
+from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least
 
-from annotation.models import Annotation, Annotator, Item, Project, Round, WorkerSession
+from annotation.models import (
+    Annotation,
+    Annotator,
+    Item,
+    LanguageModel,
+    Project,
+    Prompt,
+    Round,
+    WorkerSession,
+)
 
 
 @dataclass(frozen=True)
@@ -106,3 +115,16 @@ def item_for_display(item_pk: int) -> Item:
 
 def round_item_count(round_: Round) -> int:
     return Item.objects.filter(round=round_).count()
+
+
+def round_awaits_items(round_: Round, item_count: int) -> bool:
+    """Whether items may still appear: some pairs lack responses that a model can generate."""
+    baselines = round_.baselines.count()
+    expected = Prompt.objects.filter(prompt_set_id=round_.prompt_set_id).count() * baselines
+    if item_count >= expected:
+        return False
+    return (
+        LanguageModel.objects.filter(Q(pk=round_.candidate_id) | Q(rounds_as_baseline=round_))
+        .exclude(backend=LanguageModel.Backend.IMPORTED)
+        .exists()
+    )

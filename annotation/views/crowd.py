@@ -48,7 +48,8 @@ def _session_or_404(session_token: str) -> WorkerSession:
 
 
 def _task_context(session: WorkerSession, assignment: Assignment | None, error: str = "") -> dict:
-    total = min(session.round.items_per_worker, selectors.round_item_count(session.round))
+    item_count = selectors.round_item_count(session.round)
+    total = min(session.round.items_per_worker, item_count)
     context = {
         "session": session,
         "error": error,
@@ -56,7 +57,11 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
         "total": max(total, session.completed_items),
     }
     if assignment is None:
-        context["completion_code"] = session.round.completion_code
+        quota_left = session.completed_items < session.round.items_per_worker
+        if quota_left and selectors.round_awaits_items(session.round, item_count):
+            context["waiting"] = True
+        else:
+            context["completion_code"] = session.round.completion_code
         return context
     item = selectors.item_for_display(assignment.item_id)
     first, second = (

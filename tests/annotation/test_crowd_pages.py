@@ -154,3 +154,28 @@ def test_it_lets_a_researcher_annotate_as_an_author(client, round_):
     annotation = Annotation.objects.get()
     assert annotation.annotator.kind == Annotator.Kind.AUTHOR
     assert annotation.annotator.name == user.username
+
+
+def test_it_asks_workers_to_wait_while_responses_are_still_being_generated(client):
+    round_ = make_round(prompts=4, items_per_worker=4)
+    baseline = round_.baselines.get()
+    baseline.backend = "transformers"
+    baseline.save()
+    round_.items.filter(position__gte=2).delete()
+    work_url = start(client, round_)
+    for _ in range(2):
+        html = client.get(work_url).content.decode()
+        client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
+    html = client.get(work_url).content.decode()
+    assert "More items are on their way" in html
+    assert round_.completion_code not in html
+
+
+def test_it_ends_the_task_when_missing_responses_will_never_come(client):
+    round_ = make_round(prompts=4, items_per_worker=4)
+    round_.items.filter(position__gte=2).delete()
+    work_url = start(client, round_)
+    for _ in range(2):
+        html = client.get(work_url).content.decode()
+        client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
+    assert round_.completion_code in client.get(work_url).content.decode()
