@@ -8,6 +8,7 @@ app = Celery("evalplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["inference"], related_name="generation_tasks")
+app.autodiscover_tasks(["inference.training"], related_name="tasks")
 
 
 @app.on_after_configure.connect

@@ -27,7 +27,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, *, seed: int = 0, layers: int = 2) -> Path:
+def build_tiny_model(
+    folder: Path, *, seed: int = 0, layers: int = 2, end_of_turn: bool = True
+) -> Path:
+    """Without `end_of_turn`, the tokenizer lacks <EOT>, as a base model's does."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -35,7 +38,7 @@ def build_tiny_model(folder: Path, *, seed: int = 0, layers: int = 2) -> Path:
     tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.decoder = decoders.WordPiece()
-    special = ["<unk>", "<pad>", "<s>", "</s>", "<EOT>"]
+    special = ["<unk>", "<pad>", "<s>", "</s>", *(["<EOT>"] if end_of_turn else [])]
     tokenizer.train_from_iterator(SENTENCES, trainers.WordLevelTrainer(special_tokens=special))
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -43,7 +46,7 @@ def build_tiny_model(folder: Path, *, seed: int = 0, layers: int = 2) -> Path:
         pad_token="<pad>",
         bos_token="<s>",
         eos_token="</s>",
-        additional_special_tokens=["<EOT>"],
+        additional_special_tokens=["<EOT>"] if end_of_turn else [],
     )
     fast.chat_template = CHAT_TEMPLATE
     config = LlamaConfig(
