@@ -71,6 +71,26 @@ def judge_create(*, project: Project, name: str, **settings: object) -> Judge:
     return judge
 
 
+def judge_get_or_create(*, project: Project, name: str, **settings: object) -> tuple[Judge, bool]:
+    """The project's judge of that name, created with `settings` if new.
+
+    An existing judge keeps its settings: asking for other ones is refused rather than
+    silently mixing verdicts of two configurations under one annotator.
+    """
+    given = {key: value for key, value in settings.items() if value not in (None, "")}
+    judge = Judge.objects.filter(project=project, name=name.strip()).first()
+    if judge is None:
+        return judge_create(project=project, name=name, **given), True
+    differs = [key for key, value in given.items() if getattr(judge, key) != value]
+    if differs:
+        current = ", ".join(f"{key}={getattr(judge, key)!r}" for key in differs)
+        raise JudgeInvalid(
+            f"Judge {judge.name!r} already exists with other settings ({current}); "
+            "give another name for other settings."
+        )
+    return judge, False
+
+
 def _first_error(invalid: ValidationError) -> str:
     if hasattr(invalid, "error_dict"):
         field, errors = next(iter(invalid.message_dict.items()))

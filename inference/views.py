@@ -24,8 +24,11 @@ def round_judges(request: HttpRequest, round_id: int) -> HttpResponse:
         settings = {key: data[key] for key in ("model", "base_url", "api_key_env", "mode")}
         settings = {key: value for key, value in settings.items() if value}
         try:
-            judge = data["judge"] or services.judge_create(
-                project=round_.project, name=data["name"], **settings
+            judge = (
+                data["judge"]
+                or services.judge_get_or_create(
+                    project=round_.project, name=data["name"], **settings
+                )[0]
             )
             services.judge_run_start(round_=round_, judge=judge)
         except services.JudgeInvalid as invalid:

@@ -59,28 +59,15 @@ class Command(BaseCommand):
             raise CommandError(run.message)
 
     def _judge(self, project: Project, options) -> Judge:
-        given = {
-            "model": options["model"],
-            "base_url": options["base_url"],
-            "api_key_env": options["api_key_env"],
-            "mode": options["mode"],
-        }
-        given = {key: value for key, value in given.items() if value is not None}
-        judge = Judge.objects.filter(project=project, name=options["judge"]).first()
-        if judge is None:
-            try:
-                judge = services.judge_create(project=project, name=options["judge"], **given)
-            except services.JudgeInvalid as invalid:
-                raise CommandError(str(invalid)) from invalid
-            self.stdout.write(f"Created judge {judge.name!r}: {judge.model} at {judge.base_url}")
-            return judge
-        differs = [key for key, value in given.items() if getattr(judge, key) != value]
-        if differs:
-            raise CommandError(
-                f"Judge {judge.name!r} already exists with other settings "
-                f"({', '.join(f'{key}={getattr(judge, key)!r}' for key in differs)}); "
-                "give another --judge name for other settings."
+        settings = {key: options[key] for key in ("model", "base_url", "api_key_env", "mode")}
+        try:
+            judge, created = services.judge_get_or_create(
+                project=project, name=options["judge"], **settings
             )
+        except services.JudgeInvalid as invalid:
+            raise CommandError(str(invalid)) from invalid
+        if created:
+            self.stdout.write(f"Created judge {judge.name!r}: {judge.model} at {judge.base_url}")
         return judge
 
     def _show(self, run: JudgeRun, final: bool = False) -> None:
