@@ -39,6 +39,8 @@ HEARTBEAT_STALE = timedelta(minutes=5)
 # nothing to write, the heartbeat alone is written this often.
 WRITE_EVERY_SECONDS = 0.25
 HEARTBEAT_EVERY_SECONDS = 10.0
+# Passes over calls put back in line during a run, before it ends.
+MORE_PASSES = 3
 
 Progress = Callable[[JudgeRun], None]
 
@@ -200,6 +202,11 @@ def judge_run_execute(*, run_id: int, progress: Progress | None = None) -> Judge
         return JudgeRun.objects.get(pk=run_id)
     try:
         stop = _execute(run, template, api_key, worker, progress)
+        # Calls put back in line while this pass ran ("retry failed") are made now.
+        for _ in range(MORE_PASSES):
+            if stop.is_set() or not run.calls.filter(status=JudgeCall.Status.PENDING).exists():
+                break
+            stop = _execute(run, template, api_key, worker, progress)
     except Exception as error:
         logger.exception("judge run %s stopped on an unexpected error", run_id)
         _finish(run_id, worker, JudgeRun.Status.FAILED, f"Stopped on an unexpected error: {error}")
