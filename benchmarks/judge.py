@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--rate-limited", type=float, default=0.10)
     parser.add_argument("--server-errors", type=float, default=0.05)
     parser.add_argument("--retry-after", type=float, default=1.0)
+    parser.add_argument(
+        "--slow-429", action="store_true", help="429s come after the latency too, not at once"
+    )
     args = parser.parse_args()
     if "DATABASE_URL" not in os.environ:
         os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
@@ -151,7 +155,8 @@ def _serve(pipe, args) -> None:
         with lock:
             draw = rng.random()
         if draw < args.rate_limited:
-            return rate_limited(retry_after=args.retry_after)
+            reply = rate_limited(retry_after=args.retry_after)
+            return replace(reply, delay=None) if args.slow_429 else reply
         if draw < args.rate_limited + args.server_errors:
             return server_error()
         return verdict("A" if "candidate answers" in request.answers[0] else "B")
