@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("inference.generation_urls")),
+    path("", include("inference.training.urls")),
     path("api/", include("inference.api_urls")),
     path("api/", include("annotation.api_urls")),
     path("inference/", include("inference.urls")),

@@ -27,3 +27,22 @@ class JudgeCallAdmin(admin.ModelAdmin):
 class JudgeCacheAdmin(admin.ModelAdmin):
     list_display = ["key", "model", "template_version", "verdict", "created_at"]
     search_fields = ["key"]
+
+
+@admin.register(models.TrainingSet)
+class TrainingSetAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "original_name", "created_at"]
+    list_filter = ["project"]
+
+
+@admin.register(models.TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "base_model", "status", "created_at", "finished_at"]
+    list_filter = ["status", "project"]
+    raw_id_fields = ["training_set", "dev_set", "judge", "registered_model"]
+
+
+@admin.register(models.CheckpointScore)
+class CheckpointScoreAdmin(admin.ModelAdmin):
+    list_display = ["run", "epoch", "step", "mean_score", "scored", "failed", "chosen"]
+    list_filter = ["chosen"]

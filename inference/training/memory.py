@@ -2,7 +2,8 @@
 
 A rough, deliberately generous model of mixed-precision AdamW training: fp32 master weights,
 fp32 gradients and two fp32 Adam moments (16 bytes a parameter, divided across processes when
-FSDP or DeepSpeed ZeRO-3 shards them), plus activations and logits for one micro-batch.
+FSDP or DeepSpeed ZeRO shards them, less on the GPU when offloaded to the CPU), plus
+activations and logits for one micro-batch.
 """
 
 import os
@@ -29,6 +30,16 @@ class ModelShape:
     vocab_size: int
 
 
+@dataclass(frozen=True)
+class StateLayout:
+    """Where the training state lives under a launcher configuration."""
+
+    # Bytes a parameter takes on the GPU for weights, gradients and optimizer state.
+    bytes_per_parameter: float = BYTES_PER_PARAMETER
+    # How many processes that state is split across.
+    shards: int = 1
+
+
 def model_shape(config: Any) -> ModelShape:
     """The shape of a model from its config, parameters counted on the meta device."""
     from accelerate import init_empty_weights
@@ -52,10 +63,11 @@ def training_bytes(
     max_length: int,
     gradient_checkpointing: bool,
     half_precision: bool,
-    shards: int = 1,
+    layout: StateLayout | None = None,
 ) -> int:
     """Peak bytes on one process."""
-    state = BYTES_PER_PARAMETER * shape.parameters / shards
+    layout = layout or StateLayout()
+    state = layout.bytes_per_parameter * shape.parameters / layout.shards
     tokens = micro_batch * max_length
     scale = 1 if half_precision else 2
     per_layer = ACTIVATION_FACTOR * shape.hidden_size * tokens * scale
@@ -80,8 +92,8 @@ def available_bytes(device: str) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def shards_in_accelerate_config(path: str | Path, processes: int) -> int:
-    """How many ways the training state is split under an accelerate config file."""
+def state_layout(path: str | Path, processes: int) -> StateLayout:
+    """The layout an accelerate config file gives (FSDP, DeepSpeed ZeRO, or plain DDP)."""
     import yaml
 
     config = yaml.safe_load(Path(path).read_text()) or {}
@@ -89,11 +101,25 @@ def shards_in_accelerate_config(path: str | Path, processes: int) -> int:
     if kind == "FSDP":
         fsdp = config.get("fsdp_config") or {}
         strategy = str(fsdp.get("fsdp_sharding_strategy", "FULL_SHARD")).upper()
-        return processes if strategy in ("FULL_SHARD", "1", "HYBRID_SHARD") else 1
+        shards = processes if strategy in ("FULL_SHARD", "1", "HYBRID_SHARD") else 1
+        # Offloaded parameters (and with them their gradients and optimizer state) live in
+        # CPU memory; a layer at a time comes to the GPU in 16 bits.
+        if fsdp.get("fsdp_offload_params"):
+            return StateLayout(bytes_per_parameter=2, shards=shards)
+        return StateLayout(shards=shards)
     if kind == "DEEPSPEED":
         deepspeed = config.get("deepspeed_config") or {}
-        return processes if int(deepspeed.get("zero_stage", 0)) >= 2 else 1
-    return 1
+        stage = int(deepspeed.get("zero_stage", 0))
+        shards = processes if stage >= 1 else 1
+        # ZeRO-1/2 shard the optimizer state (and gradients) but keep whole weights.
+        if str(deepspeed.get("offload_optimizer_device", "none")) == "cpu":
+            # fp32 master weights and AdamW moments on the CPU; 16-bit weights and gradients
+            # on the GPU (sharded by ZeRO-3).
+            return StateLayout(bytes_per_parameter=4, shards=shards if stage >= 3 else 1)
+        if stage >= 3:
+            return StateLayout(shards=shards)
+        return StateLayout(bytes_per_parameter=8 + 8 / shards)
+    return StateLayout()
 
 
 def micro_batch_for(
@@ -104,7 +130,7 @@ def micro_batch_for(
     max_length: int,
     gradient_checkpointing: bool,
     half_precision: bool,
-    shards: int,
+    layout: StateLayout,
 ) -> int | None:
     """The largest micro-batch dividing the per-process batch that fits, or None."""
     for micro in range(per_process_batch, 0, -1):
@@ -116,7 +142,7 @@ def micro_batch_for(
             max_length=max_length,
             gradient_checkpointing=gradient_checkpointing,
             half_precision=half_precision,
-            shards=shards,
+            layout=layout,
         )
         if needed <= limit_bytes:
             return micro

@@ -49,6 +49,7 @@ from inference.training.trainer import (
     Progress,
     TrainingInvalid,
     TrainingPlan,
+    accelerate_config_path,
     checkpoints,
     encode_examples,
     finish_checkpoints,
@@ -378,17 +379,16 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
 def _execute(run_id: int, worker: str) -> None:
     run = TrainingRun.objects.select_related("judge", "dev_set", "project").get(pk=run_id)
     plan = _preflight(run)
-    if run.status == Status.RUNNING and not training_finished(Path(run.output_dir)):
-        if plan.resolved.launcher == "accelerate":
-            _train_with_accelerate(run, plan)
-        else:
-            training_run_train_process(run_id=run.pk)
-            _release_memory()
-        if _status(run_id) == Status.CANCELLED:
-            return
-        updated = TrainingRun.objects.filter(pk=run_id, worker=worker, status=Status.RUNNING)
-        if not updated.update(status=Status.SELECTING):
-            return
+    if run.status == Status.RUNNING:
+        if not training_finished(Path(run.output_dir)):
+            if plan.resolved.launcher == "accelerate":
+                _train_with_accelerate(run, plan)
+            else:
+                training_run_train_process(run_id=run.pk)
+                _release_memory()
+        running = TrainingRun.objects.filter(pk=run_id, worker=worker, status=Status.RUNNING)
+        if not running.update(status=Status.SELECTING):
+            return  # cancelled meanwhile
     _select_and_register(run, plan, worker)
 
 
@@ -512,9 +512,7 @@ def training_run_train_process(*, run_id: int) -> Outcome:
 def accelerate_command(run: TrainingRun, plan: TrainingPlan) -> list[str]:
     recipe = plan.resolved
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-    config = Path(recipe.accelerate_config)
-    if not config.is_absolute():
-        config = Path(settings.BASE_DIR) / config
+    config = accelerate_config_path(recipe.accelerate_config)
     return [
         launcher,
         "launch",
@@ -601,7 +599,8 @@ def _select_and_register(run: TrainingRun, plan: TrainingPlan, worker: str) -> N
     prompts = _dev_prompts(run.dev_set)
     backend = selection.selection_backend(recipe.selection_backend)
     judge = _helpfulness_judge(run.judge)
-    done = set(run.scores.values_list("step", flat=True))
+    # Checkpoints fully scored before a restart are not asked again; the others are.
+    done = set(run.scores.filter(failed=0).values_list("step", flat=True))
     try:
         for number, checkpoint in enumerate(candidates, start=1):
             if checkpoint.step in done:

@@ -149,6 +149,14 @@ def _device_and_precision(recipe: Recipe) -> tuple[str, str]:
     return device, precision
 
 
+def accelerate_config_path(name: str) -> Path:
+    """A config file as given, or relative to the project folder (configs/accelerate/...)."""
+    path = Path(name).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return Path(__file__).resolve().parents[2] / path
+
+
 def plan_training(*, config: Any, recipe: Recipe) -> TrainingPlan:
     """Resolve the size-dependent defaults and choose the micro-batch that fits in memory.
 
@@ -158,12 +166,12 @@ def plan_training(*, config: Any, recipe: Recipe) -> TrainingPlan:
     recipe = recipe.resolve(shape.parameters)
     device, precision = _device_and_precision(recipe)
     processes = recipe.num_processes
-    shards = 1
+    layout = memory.StateLayout()
     if recipe.launcher == "accelerate":
-        config_file = Path(recipe.accelerate_config)
+        config_file = accelerate_config_path(recipe.accelerate_config)
         if not config_file.is_file():
             raise TrainingInvalid(f"The accelerate config {config_file} does not exist.")
-        shards = memory.shards_in_accelerate_config(config_file, processes)
+        layout = memory.state_layout(config_file, processes)
     if recipe.batch_size % processes:
         raise TrainingInvalid(
             f"A batch of {recipe.batch_size} examples does not split evenly across "
@@ -179,7 +187,7 @@ def plan_training(*, config: Any, recipe: Recipe) -> TrainingPlan:
         "max_length": recipe.max_length,
         "gradient_checkpointing": recipe.gradient_checkpointing,
         "half_precision": half,
-        "shards": shards,
+        "layout": layout,
     }
     if recipe.micro_batch_size is not None:
         micro = recipe.micro_batch_size
@@ -197,8 +205,9 @@ def plan_training(*, config: Any, recipe: Recipe) -> TrainingPlan:
         raise TrainingInvalid(
             f"Not enough memory: fine-tuning {shape.parameters / 1e9:.1f}B parameters at "
             f"{recipe.max_length} tokens needs about {needed / memory.GIB:.1f} GiB per process "
-            f"(weights, gradients and AdamW state take 16 bytes a parameter"
-            f"{f', split {shards} ways' if shards > 1 else ''}), and {limit / memory.GIB:.1f} "
+            f"(weights, gradients and AdamW state take {layout.bytes_per_parameter:g} bytes a "
+            f"parameter{f', split {layout.shards} ways' if layout.shards > 1 else ''}), and "
+            f"{limit / memory.GIB:.1f} "
             f"GiB is available on {device}. Shard the model across more GPUs (launcher "
             "'accelerate' with an FSDP or DeepSpeed config, docs/training.md), lower "
             "micro_batch_size or max_length, or turn on gradient_checkpointing."

@@ -13,46 +13,15 @@ from inference.training.services import (
     training_run_execute,
     training_run_launch,
     training_run_resume,
-    training_set_upload,
 )
-from tests.factories import make_project, make_prompt_set
-from tests.support.judging import API_KEY, KEY_ENV
-from tests.support.openai_server import Reply, ScriptedOpenAI
-from tests.support.training import FAST, jsonl
+from tests.factories import make_prompt_set
+from tests.support.judging import KEY_ENV
+from tests.support.openai_server import Reply
+from tests.support.training import FAST
 
 pytestmark = pytest.mark.django_db
 
 Status = TrainingRun.Status
-
-
-@pytest.fixture
-def judge_server():
-    with ScriptedOpenAI(responder=lambda request: Reply("Fine.\n\nScore: 3")) as server:
-        yield server
-
-
-@pytest.fixture
-def lab(judge_server, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, API_KEY)
-    project = make_project("lab")
-    judge = judge_create(
-        project=project,
-        name="chatgpt",
-        mode="helpfulness_1_6",
-        base_url=judge_server.base_url,
-        api_key_env=KEY_ENV,
-        model="gpt-3.5-turbo",
-        timeout_seconds=5.0,
-        max_concurrency=1,
-        rpm_limit=0,
-        tpm_limit=0,
-    )
-    return {
-        "project": project,
-        "judge": judge,
-        "dev_set": make_prompt_set(project, 2, name="dev"),
-        "training_set": training_set_upload(project=project, name="curated", raw=jsonl(4)),
-    }
 
 
 def launch(lab, base_model, name="lima-tiny", **recipe):
@@ -238,3 +207,24 @@ def test_a_second_delivery_leaves_a_live_run_alone(lab, base_model):
     with pytest.raises(services.TrainingBusy):
         training_run_execute(run_id=run.pk)
     assert TrainingRun.objects.get(pk=run.pk).worker == "other:1"
+
+
+def test_a_run_whose_judge_failed_resumes_at_selection_without_training_again(
+    lab, base_model, judge_server
+):
+    lab["judge"].max_attempts = 1
+    lab["judge"].save()
+    judge_server.responder = lambda request: Reply("}}{{ no score here")
+    run = training_run_execute(run_id=launch(lab, base_model).pk)
+    assert run.status == Status.FAILED
+    assert run.message.startswith("The judge scored no answer of any checkpoint: no verdict")
+    assert run.scores.count() == 2 and not run.scores.filter(mean_score__isnull=False).exists()
+    trained = run.progress["history"]
+
+    judge_server.responder = lambda request: Reply("Score: 4")
+    run = training_run_execute(run_id=training_run_resume(run=run).pk)
+
+    assert run.status == Status.DONE, run.message
+    assert run.progress["history"] == trained
+    assert list(run.scores.values_list("mean_score", flat=True)) == [4.0, 4.0]
+    assert run.scores.get(chosen=True).epoch == 1
