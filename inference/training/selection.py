@@ -10,7 +10,7 @@ loop, with the judge's versioned helpfulness template.
 import importlib.util
 import random
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +25,6 @@ from inference.backends import (
 from inference.judge.endpoint import ChatEndpoint
 from inference.judge.prompts import Template
 from inference.judge.runner import CallJob, RequestSettings, StopSignal, StructuredSwitch, ask
-from inference.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -153,18 +152,6 @@ class HelpfulnessJudge:
             return list(pool.map(one, range(len(items))))
 
 
-def judge_endpoint(
-    *, base_url: str, api_key: str, timeout: float, max_concurrency: int, limiter: RateLimiter
-) -> ChatEndpoint:
-    return ChatEndpoint(
-        base_url=base_url,
-        api_key=api_key,
-        timeout=timeout,
-        max_concurrency=max_concurrency,
-        limiter=limiter,
-    )
-
-
 def rate_checkpoint(
     verdict: CheckpointVerdict,
     prompts: Sequence[DevPrompt],
@@ -181,14 +168,3 @@ def rate_checkpoint(
         sample.score, sample.error = score, error
     verdict.samples = samples
     return verdict
-
-
-def choose(verdicts: Sequence[CheckpointVerdict]) -> CheckpointVerdict | None:
-    """The best mean score; a tie goes to the earlier checkpoint (fewer epochs, less drift)."""
-    rated = [v for v in verdicts if v.mean_score is not None]
-    if not rated:
-        return None
-    return max(rated, key=lambda v: (v.mean_score, -v.step))
-
-
-Progress = Callable[[CheckpointVerdict], None]

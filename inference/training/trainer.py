@@ -55,9 +55,20 @@ def is_local_path(model: str) -> bool:
     return model.startswith(("/", "./", "../", "~"))
 
 
+def _transformers():
+    try:
+        import transformers
+    except ImportError as error:
+        raise TrainingInvalid(
+            f"transformers is not installed here ({error}): install the train extra, "
+            "pip install '.[train]'."
+        ) from None
+    return transformers
+
+
 def load_config(base_model: str) -> Any:
     """The base model's config, or a clear error naming what is missing."""
-    from transformers import AutoConfig
+    AutoConfig = _transformers().AutoConfig
 
     if is_local_path(base_model):
         folder = Path(base_model).expanduser()
@@ -80,7 +91,7 @@ def load_config(base_model: str) -> Any:
 
 
 def load_tokenizer(base_model: str) -> Any:
-    from transformers import AutoTokenizer
+    AutoTokenizer = _transformers().AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(os.path.expanduser(base_model))
