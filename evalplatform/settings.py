@@ -170,6 +170,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queues scale independently: `api` (judge, API models), `gpu` (vLLM, chosen per task when
+# a run is launched), `train` (fine-tuning); everything else runs on `default`.
+CELERY_TASK_ROUTES = {
+    "inference.tasks.judge_round": {"queue": "api"},
+    "inference.training.tasks.train_model": {"queue": "train"},
+}
 CELERY_TASK_ALWAYS_EAGER = False
 
 # Crowd assignment defaults (a round can override each).

@@ -10,7 +10,7 @@ from celery import shared_task
 from inference.training import services
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=100, queue="train")
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=100)
 def train_model(self, run_id: int) -> str:
     try:
         run = services.training_run_execute(run_id=run_id)

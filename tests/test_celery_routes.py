@@ -1,0 +1,15 @@
+from evalplatform.celery import app
+
+
+def route_of(task_name: str) -> str:
+    app.loader.import_default_modules()
+    return app.amqp.router.route({}, task_name)["queue"].name
+
+
+def test_it_sends_judging_to_the_api_queue_and_training_to_the_train_queue():
+    assert route_of("inference.tasks.judge_round") == "api"
+    assert route_of("inference.training.tasks.train_model") == "train"
+
+
+def test_it_runs_imports_on_the_default_queue():
+    assert route_of("annotation.tasks.run_import_job") == "default"
