@@ -57,7 +57,11 @@ class Command(BaseCommand):
             "--judge-api-key-env", help="New judge: the variable holding the key on the workers."
         )
         parser.add_argument(
-            "--set", dest="settings", type=setting, action="append", default=[], metavar="K=V"
+            "--set",
+            dest="recipe_overrides",
+            type=setting,
+            action="append",
+            metavar="K=V",
         )
         parser.add_argument("--resume", type=int, metavar="RUN", help="Continue a stopped run.")
         parser.add_argument("--cancel", type=int, metavar="RUN", help="Stop a run.")
@@ -140,7 +144,7 @@ class Command(BaseCommand):
             base_model=options["base_model"],
             dev_set=found["dev set"],
             judge=found["judge"],
-            recipe=dict(options["settings"]),
+            recipe=dict(options["recipe_overrides"] or []),
             enqueue=enqueue,
         )
 

@@ -242,3 +242,14 @@ def test_the_train_command_explains_what_is_missing(lab, tmp_path):
     bad.write_bytes(b'{"prompt": "q"}\n')
     with pytest.raises(CommandError, match="line 1: 'response' is missing"):
         call_command("upload_training_set", str(bad), "--project=lab")
+
+
+@pytest.mark.parametrize("overrides", [[], ["--set", "epochs=2", "--set", "batch_size=4"]])
+def test_the_train_command_parses_its_options_as_a_shell_runs_it(lab, capsys, overrides):
+    # call_command skips Django's --settings handling; a shell run goes through it.
+    from django.core.management import ManagementUtility
+
+    argv = ["manage.py", "train", "--project=lab", "--training-set=nope", *overrides]
+    with pytest.raises(SystemExit):
+        ManagementUtility(argv).execute()
+    assert "Give --name, --base-model" in capsys.readouterr().err
