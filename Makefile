@@ -7,6 +7,10 @@ PORT ?= 8000
 
 .PHONY: demo install test lint format
 
+# `make test` on a fresh clone installs first; afterwards it runs straight away.
+$(BIN)/pytest: | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -20,7 +24,7 @@ demo: install
 	worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test:
+test: $(BIN)/pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
