@@ -3,6 +3,15 @@ from django import forms
 from annotation.models import LanguageModel, Project, PromptSet
 
 
+def _offer_projects(field: forms.ModelChoiceField, projects) -> None:
+    """Offer the user's projects, chosen already when there is only one."""
+    field.queryset = projects
+    only = list(projects[:2])
+    if len(only) == 1:
+        field.initial = only[0].pk
+        field.empty_label = None
+
+
 class ImportForm(forms.Form):
     KIND_CHOICES = [("prompts", "Prompts"), ("responses", "Responses")]
 
@@ -18,7 +27,7 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args, projects, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
+        _offer_projects(self.fields["project"], projects)
 
 
 class RoundForm(forms.Form):
@@ -26,14 +35,17 @@ class RoundForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.none())
     candidate = forms.ModelChoiceField(queryset=LanguageModel.objects.none())
-    baselines = forms.ModelMultipleChoiceField(queryset=LanguageModel.objects.none())
+    baselines = forms.ModelMultipleChoiceField(
+        queryset=LanguageModel.objects.none(),
+        help_text="Hold Ctrl (Cmd on a Mac) to choose several; not the candidate.",
+    )
     annotators_per_item = forms.IntegerField(min_value=1, initial=1)
     shared_items = forms.IntegerField(min_value=0, initial=50)
     items_per_worker = forms.IntegerField(min_value=1, initial=100)
 
     def __init__(self, *args, projects, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
+        _offer_projects(self.fields["project"], projects)
         self.fields["prompt_set"].queryset = PromptSet.objects.filter(project__in=projects)
         models = LanguageModel.objects.filter(project__in=projects).order_by("name")
         self.fields["candidate"].queryset = models

@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class InferenceConfig(AppConfig):
     name = "inference"
-    verbose_name = "Inference: model judges"
+    verbose_name = "Inference: generation, judges, training"

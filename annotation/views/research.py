@@ -105,6 +105,9 @@ def imports(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, f"{data['file'].name} is queued for import.")
         return redirect("imports")
-    jobs = ImportJob.objects.filter(project__in=projects)[:20]
+    jobs = list(ImportJob.objects.filter(project__in=projects)[:20])
+    jobs_active = any(
+        job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING) for job in jobs
+    )
     template = "research/_import_jobs.html" if request.htmx else "research/imports.html"
-    return render(request, template, {"form": form, "jobs": jobs})
+    return render(request, template, {"form": form, "jobs": jobs, "jobs_active": jobs_active})

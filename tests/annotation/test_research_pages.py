@@ -73,3 +73,29 @@ def test_it_creates_a_round_from_the_form_and_explains_a_refusal(client):
     new_round = Round.objects.get(name="second round")
     assert created["Location"] == reverse("round-detail", args=[new_round.pk])
     assert new_round.items.count() == existing.items.count()
+
+
+def test_it_chooses_the_project_already_when_the_user_has_only_one(client):
+    user = make_user()
+    project = make_project("lab", user)
+    client.force_login(user)
+    html = client.get(reverse("imports")).content.decode()
+    assert f'<option value="{project.pk}" selected>' in html
+    assert "---------" not in html.split('name="project"')[1].split("</select>")[0]
+
+
+def test_it_polls_the_import_list_only_while_a_job_is_queued_or_running(client):
+    from annotation.models import ImportJob
+
+    user = make_user()
+    project = make_project("lab", user)
+    client.force_login(user)
+    assert 'hx-trigger="every 2s"' not in client.get(reverse("imports")).content.decode()
+    job = ImportJob.objects.create(
+        project=project, kind="prompts", file="x.jsonl", original_name="x.jsonl",
+        prompt_set_name="s",
+    )  # fmt: skip
+    assert 'hx-trigger="every 2s"' in client.get(reverse("imports")).content.decode()
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.DONE)
+    partial = client.get(reverse("imports"), headers={"HX-Request": "true"}).content.decode()
+    assert 'id="import-jobs"' in partial and 'hx-trigger="every 2s"' not in partial
