@@ -179,3 +179,18 @@ def test_it_ends_the_task_when_missing_responses_will_never_come(client):
         html = client.get(work_url).content.decode()
         client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
     assert round_.completion_code in client.get(work_url).content.decode()
+
+
+def test_it_sends_an_author_back_to_the_round_instead_of_giving_a_completion_code(client, round_):
+    from tests.factories import make_user
+
+    user = make_user()
+    round_.project.members.add(user)
+    client.force_login(user)
+    work_url = client.post(reverse("round-annotate", args=[round_.pk]))["Location"]
+    for _ in range(4):
+        html = client.get(work_url).content.decode()
+        client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "N"})
+    html = client.get(work_url).content.decode()
+    assert reverse("round-detail", args=[round_.pk]) in html
+    assert round_.completion_code not in html
