@@ -13,10 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from _requirements import require_train_extra  # the script folder is on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
+    require_train_extra()
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)

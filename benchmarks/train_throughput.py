@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from _requirements import require_train_extra  # the script folder is on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -73,6 +75,7 @@ def model_config(cuda: bool):
 
 
 def main() -> None:
+    require_train_extra()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=5, help="Optimiser steps timed.")
     parser.add_argument("--warmup", type=int, default=2, help="Optimiser steps not timed.")
