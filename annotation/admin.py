@@ -30,7 +30,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
 @admin.register(models.Response)
 class ResponseAdmin(admin.ModelAdmin):
-    list_display = ["id", "model", "prompt", "created_at"]
+    list_display = ["id", "model", "prompt", "settings_key", "created_at"]
     list_filter = ["model"]
     raw_id_fields = ["prompt"]
     list_select_related = ["model", "prompt__prompt_set"]

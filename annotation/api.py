@@ -215,6 +215,7 @@ class ResponseSerializer(serializers.ModelSerializer):
             "model_name",
             "text",
             "generation",
+            "settings_key",
             "created_at",
         ]
 

@@ -265,10 +265,11 @@ def responses_import(
     summary = ImportSummary()
     with transaction.atomic():
         models = _models_by_name(project, {r.model_name for r in parsed}, summary)
+        # Imported responses have no generation settings (key ""); generated ones sit beside.
         existing = {
             (prompt_pk, model_pk): text
             for prompt_pk, model_pk, text in Response.objects.filter(
-                prompt__prompt_set=prompt_set, model__in=models.values()
+                prompt__prompt_set=prompt_set, model__in=models.values(), settings_key=""
             ).values_list("prompt_id", "model_id", "text")
         }
         seen: dict[tuple[int, int], int] = {}
@@ -407,7 +408,7 @@ def alpaca_eval_import(
         existing = {
             (prompt_pk, model_pk): text
             for prompt_pk, model_pk, text in Response.objects.filter(
-                prompt__prompt_set=prompt_set, model__in=models.values()
+                prompt__prompt_set=prompt_set, model__in=models.values(), settings_key=""
             ).values_list("prompt_id", "model_id", "text")
         }
         to_create = []

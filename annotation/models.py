@@ -90,11 +90,16 @@ class Response(models.Model):
     text = models.TextField()
     # The sampling parameters and seed a generated response was made with; empty when imported.
     generation = models.JSONField(default=dict, blank=True)
+    # A hash of the settings a generated response was made with; "" when imported. A model
+    # answers a prompt once per settings, so rounds with other sampling keep their own answers.
+    settings_key = models.CharField(max_length=64, default="", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["prompt", "model"], name="response_unique_pair")
+            models.UniqueConstraint(
+                fields=["prompt", "model", "settings_key"], name="response_unique_per_settings"
+            )
         ]
 
     def __str__(self) -> str:
@@ -118,6 +123,9 @@ class Round(models.Model):
     seed = models.BigIntegerField()
     crowd_token = models.CharField(max_length=40, unique=True, default=_url_token)
     completion_code = models.CharField(max_length=20, default=_completion_code)
+    # {model id: settings key} of the responses compared, set when generation is launched;
+    # a model not named here is compared on its imported responses (key "").
+    response_keys = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -130,6 +138,10 @@ class Round(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def response_key(self, model_id: int) -> str:
+        """The settings key of the model's responses that this round compares."""
+        return self.response_keys.get(str(model_id), "")
 
 
 class Item(models.Model):

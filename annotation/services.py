@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotation.models import (
@@ -105,14 +105,21 @@ def round_create(
 def round_add_missing_items(*, round_: Round) -> int:
     """Create an item for every (prompt, baseline) that has both responses and no item yet.
 
-    Orders are drawn from the round's seed so that, over the round, half the items show the
-    candidate as Answer A; the shared set is topped up to its size the same way.
+    Each model's responses are those made with the settings the round compares
+    (`Round.response_keys`). Orders are drawn from the round's seed so that, over the round,
+    half the items show the candidate as Answer A; the shared set is topped up to its size the
+    same way.
     """
     existing = set(round_.items.values_list("prompt_id", "baseline_id"))
     baseline_ids = list(round_.baselines.values_list("id", flat=True))
-    responses = Response.objects.filter(
-        prompt__prompt_set=round_.prompt_set_id, model_id__in=[round_.candidate_id, *baseline_ids]
-    ).values_list("id", "prompt_id", "model_id", "prompt__position")
+    compared = Q()
+    for model_pk in (round_.candidate_id, *baseline_ids):
+        compared |= Q(model_id=model_pk, settings_key=round_.response_key(model_pk))
+    responses = (
+        Response.objects.filter(prompt__prompt_set=round_.prompt_set_id)
+        .filter(compared)
+        .values_list("id", "prompt_id", "model_id", "prompt__position")
+    )
     by_prompt: dict[int, dict[int, int]] = {}
     positions: dict[int, int] = {}
     for response_pk, prompt_pk, model_pk, position in responses:

@@ -2,9 +2,14 @@
 
 A launch creates a run with one task per model that has a generation backend, and queues each
 task on its backend's queue (`gpu`, `api`, `default`) once the transaction commits. A task
-asks its backend for every prompt of the round's set that the model has not answered yet,
-writes the responses as they arrive (unique per prompt and model, so a second delivery of the
-same task writes nothing twice) and creates the round's comparison items as pairs complete.
+asks its backend for every prompt of the round's set that the model has not answered yet with
+the run's settings, writes the responses as they arrive (unique per prompt, model and settings
+key, so a second delivery of the same task writes nothing twice) and creates the round's
+comparison items as pairs complete.
+
+A model's responses are kept per settings key (`backends.settings_key`: the sampling, the seed
+and the model's options that shape the text). A round launched with the settings of an earlier
+one reuses its responses; one launched with other settings gets its own beside them.
 """
 
 import logging
@@ -17,11 +22,11 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation.api import secret_config_keys
-from annotation.models import LanguageModel, Project, Prompt, Response, Round
+from annotation.models import Item, LanguageModel, Project, Prompt, Response, Round
 from annotation.services import round_add_missing_items
 from inference.backends import (
     QUEUES,
@@ -33,6 +38,7 @@ from inference.backends import (
     backend_load,
     messages_for,
     prompt_seed,
+    settings_key,
 )
 from inference.models import GenerationFailure, GenerationRun, GenerationTask
 
@@ -86,9 +92,56 @@ def _round_models(round_: Round) -> list[LanguageModel]:
     return [round_.candidate, *round_.baselines.order_by("name")]
 
 
-def _missing_prompts(model: LanguageModel, round_: Round):
-    answered = Response.objects.filter(model=model).values("prompt_id")
+def _missing_prompts(model: LanguageModel, round_: Round, key: str):
+    answered = Response.objects.filter(model=model, settings_key=key).values("prompt_id")
     return Prompt.objects.filter(prompt_set_id=round_.prompt_set_id).exclude(pk__in=answered)
+
+
+def _model_key(model: LanguageModel, sampling: Mapping[str, Any] | None, seed: int) -> str:
+    """The settings key of the responses a run with this sampling and seed makes."""
+    effective = SamplingSettings.from_overrides(
+        model.config.get("sampling"), sampling, {"seed": seed}
+    )
+    return settings_key(model.backend, model.config, effective)
+
+
+def _compared_keys(round_: Round, model: LanguageModel) -> set[str]:
+    """The settings keys of the model's responses that the round's items already show."""
+    items = Item.objects.filter(round=round_)
+    return set(
+        Response.objects.filter(model=model)
+        .filter(
+            Q(pk__in=items.values("candidate_response"))
+            | Q(pk__in=items.values("baseline_response"))
+        )
+        .values_list("settings_key", flat=True)
+    )
+
+
+def _models_to_generate(
+    round_: Round, models: list[LanguageModel], keys: dict[int, str]
+) -> list[LanguageModel]:
+    """The models this launch generates for; a round never mixes a model's settings.
+
+    A model whose items already show its imported responses stays compared on them; one whose
+    items show responses made with other settings refuses the launch.
+    """
+    chosen, mixed = [], []
+    for model in models:
+        compared = _compared_keys(round_, model)
+        if compared <= {keys[model.pk]}:
+            chosen.append(model)
+        elif compared != {""} or str(model.pk) in round_.response_keys:
+            mixed.append(model.name)
+    if mixed:
+        last = round_.generation_runs.first()
+        before = f" (sampling {last.sampling or 'the defaults'}, seed {last.seed})" if last else ""
+        raise GenerationInvalid(
+            f"Round {round_.name!r} already compares responses of {', '.join(map(repr, mixed))} "
+            f"made with other settings: launch it with the same settings as before{before}, or "
+            "create a new round for these."
+        )
+    return chosen
 
 
 @transaction.atomic
@@ -101,8 +154,11 @@ def generation_launch(
 ) -> GenerationRun:
     """Queue the generation of every missing response of the round's models.
 
-    A run already queued or running is returned as it is (a second click launches nothing);
-    after a failed, cancelled or finished run a new one makes only what is still missing.
+    Each generated model's responses are those made with this launch's settings (its settings
+    key, recorded on the round): ones that exist already, from an earlier run or another round
+    launched the same way, are reused. A run already queued or running is returned as it is
+    (a second click launches nothing); after a failed, cancelled or finished run a new one with
+    the same settings makes only what is still missing.
     """
     # Locked, so that two launches at once make one run; read afresh with its models.
     round_ = (
@@ -111,13 +167,13 @@ def generation_launch(
     active = round_.generation_runs.filter(status__in=[Status.QUEUED, Status.RUNNING]).first()
     if active is not None:
         return active
+    seed = round_.seed if seed is None else seed
+    generated = [m for m in _round_models(round_) if m.backend != LanguageModel.Backend.IMPORTED]
+    keys: dict[int, str] = {}
     problems = []
-    for model in _round_models(round_):
-        if model.backend == LanguageModel.Backend.IMPORTED:
-            continue
+    for model in generated:
         try:
-            backend_check(model.backend, model.config)
-            SamplingSettings.from_overrides(model.config.get("sampling"), sampling)
+            keys[model.pk] = _model_key(model, sampling, seed)
         except BackendConfigError as error:
             problems.append(f"{model.name}: {error}")
     if problems:
@@ -126,23 +182,28 @@ def generation_launch(
         SamplingSettings.from_overrides(sampling)
     except BackendConfigError as error:
         raise GenerationInvalid(f"Round sampling: {error}") from None
+    generated = _models_to_generate(round_, generated, keys)
 
     run = GenerationRun.objects.create(
         round=round_,
         sampling=dict(sampling or {}),
-        seed=round_.seed if seed is None else seed,
+        seed=seed,
         created_by=user if user is not None and user.is_authenticated else None,
     )
+    round_.response_keys = {
+        **round_.response_keys,
+        **{str(model.pk): keys[model.pk] for model in generated},
+    }
+    round_.save(update_fields=["response_keys"])
     needed = round_.prompt_set.prompts.count()
     queued = []
-    for model in _round_models(round_):
-        if model.backend == LanguageModel.Backend.IMPORTED:
-            continue
-        missing = _missing_prompts(model, round_).count()
+    for model in generated:
+        missing = _missing_prompts(model, round_, keys[model.pk]).count()
         task = GenerationTask.objects.create(
             run=run,
             model=model,
             queue=QUEUES[model.backend],
+            settings_key=keys[model.pk],
             needed=needed,
             done=needed - missing,
             status=Status.QUEUED if missing else Status.DONE,
@@ -215,6 +276,7 @@ class _Writer:
                     Response(
                         prompt_id=result.key,
                         model_id=task.model_id,
+                        settings_key=task.settings_key,
                         text=result.text,
                         generation=self._generation(result),
                     )
@@ -228,8 +290,10 @@ class _Writer:
                     prompt_id=result.key,
                     defaults={"error": result.error, "attempts": result.attempts},
                 )
-            answered = Response.objects.filter(model_id=task.model_id).values("prompt_id")
-            done = task.needed - _missing_prompts(task.model, run.round).count()
+            answered = Response.objects.filter(
+                model_id=task.model_id, settings_key=task.settings_key
+            ).values("prompt_id")
+            done = task.needed - _missing_prompts(task.model, run.round, task.settings_key).count()
             GenerationTask.objects.filter(pk=task.pk).update(
                 done=done,
                 generated=F("generated") + max(0, done - task.done),
@@ -256,6 +320,12 @@ class _Writer:
             "run": self.task.run_id,
             "round": self.task.run.round_id,
         }
+
+
+_SETTINGS_CHANGED = (
+    "The model's settings changed since this generation was launched: launch the round again "
+    "to generate with the new ones, or create a new round for them."
+)
 
 
 def _worker_name() -> str:
@@ -298,7 +368,11 @@ def _generate(task: GenerationTask) -> str:
     sampling = SamplingSettings.from_overrides(
         model.config.get("sampling"), run.sampling, {"seed": run.seed}
     )
-    prompts = list(_missing_prompts(model, run.round).order_by("position"))
+    if settings_key(model.backend, model.config, sampling) != task.settings_key:
+        # What it would write now is not what the round was launched to compare.
+        _task_finish(task, Status.FAILED, _SETTINGS_CHANGED)
+        return _SETTINGS_CHANGED
+    prompts = list(_missing_prompts(model, run.round, task.settings_key).order_by("position"))
     if not prompts:
         _task_finish(task, Status.DONE, "")
         return "nothing missing"
@@ -398,10 +472,11 @@ def generation_progress(round_: Round, *, errors_shown: int = 20) -> list[ModelP
     rows = []
     for model in _round_models(round_):
         task = tasks.get(model.pk)
-        done = needed - _missing_prompts(model, round_).count()
+        key = task.settings_key if task else round_.response_key(model.pk)
+        done = needed - _missing_prompts(model, round_, key).count()
         errors = []
         if task is not None:
-            answered = Response.objects.filter(model=model).values("prompt_id")
+            answered = Response.objects.filter(model=model, settings_key=key).values("prompt_id")
             failures = task.failures.select_related("prompt").exclude(prompt_id__in=answered)
             errors = [(f.prompt.external_id, f.error) for f in failures[:errors_shown]]
         rows.append(

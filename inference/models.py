@@ -211,7 +211,7 @@ class JudgeCache(models.Model):
 
 
 class GenerationRun(models.Model):
-    """One launch of a round's generation: every missing (prompt, model) response is made.
+    """One launch of a round's generation: each response missing for its settings is made.
 
     Launching again after a failure or a cancel starts a new run that makes only what is
     still missing.
@@ -254,6 +254,8 @@ class GenerationTask(models.Model):
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="tasks")
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="+")
     queue = models.CharField(max_length=20)
+    # The key the task's responses are written under (backends.settings_key), fixed at launch.
+    settings_key = models.CharField(max_length=64, default="", blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     needed = models.PositiveIntegerField(default=0, help_text="Prompts in the round's set.")
     done = models.PositiveIntegerField(default=0, help_text="Prompts with a response.")

@@ -7,6 +7,7 @@ libraries (torch, transformers, vllm) are imported only when a backend is loaded
 
 import hashlib
 import importlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -88,6 +89,11 @@ def prompt_seed(run_seed: int, key: object) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+# How prompt_seed derives each prompt's seed from the run's. Part of every settings key: a new
+# derivation must get a new name here, so that its responses never pass for the old ones.
+PROMPT_SEED_POLICY = "sha256(run_seed:prompt_id)[:31 bits]"
+
+
 # ---------------------------------------------------------------- requests and results
 
 
@@ -167,6 +173,9 @@ class Option:
     default: Any = _REQUIRED
     check: Callable[[Any], bool] | None = None
     hint: str = ""
+    # False for how a model is run (concurrency, timeouts, memory), as opposed to what it
+    # writes: changing such an option keeps the responses already made.
+    affects_output: bool = True
 
 
 def read_config(
@@ -249,3 +258,31 @@ def backend_check(backend: str, config: Mapping[str, Any]) -> dict[str, Any]:
 def backend_load(backend: str, config: Mapping[str, Any]) -> Backend:
     """The backend ready to generate, on the worker: loads weights, opens clients."""
     return _module(backend).load(config)
+
+
+def settings_key(backend: str, config: Mapping[str, Any], sampling: SamplingSettings) -> str:
+    """The key generated responses are kept under: the same key, the same way of writing them.
+
+    A short SHA-256 of the canonical JSON of what shapes the text: the backend, the model's
+    options that affect output (defaults filled in, so that spelling a default out changes
+    nothing), the effective sampling with the run's seed, and how per-prompt seeds are derived.
+    Changing what goes in here gives every setting a new key: earlier responses are then made
+    again, never mixed in.
+    """
+    options = _module(backend).OPTIONS
+    checked = backend_check(backend, config)
+    sampled = sampling.as_dict()
+    for name in ("temperature", "top_p", "repetition_penalty"):
+        sampled[name] = float(sampled[name])
+    canonical = json.dumps(
+        {
+            "backend": backend,
+            "config": {k: v for k, v in checked.items() if options[k].affects_output},
+            "sampling": sampled,
+            "seed_policy": PROMPT_SEED_POLICY,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -53,6 +53,7 @@ OPTIONS = {
         "OPENAI_API_KEY",
         lambda v: v.isidentifier(),
         "the name of the environment variable holding the key, e.g. OPENAI_API_KEY",
+        affects_output=False,
     ),
     "endpoint": Option(
         (str,), "chat", lambda v: v in {"chat", "completions"}, "'chat' or 'completions'"
@@ -61,12 +62,24 @@ OPTIONS = {
         (str,), "{prompt}", lambda v: "{prompt}" in v, "for 'completions': a format with {prompt}"
     ),
     "end_of_turn": Option((str,), "", hint="an end-of-turn token sent as a stop string"),
-    "concurrency": Option((int,), 8, lambda v: 1 <= v <= 1024, "an integer from 1 to 1024"),
-    "timeout": Option((int, float), 600, lambda v: v > 0, "seconds per attempt, > 0"),
-    "max_attempts": Option((int,), 6, lambda v: 1 <= v <= 50, "an integer from 1 to 50"),
-    "backoff_seconds": Option((int, float), 1.0, lambda v: v >= 0, "the first back-off, ≥ 0"),
-    "rpm_limit": Option((int,), 0, lambda v: v >= 0, "requests per minute, 0 for none"),
-    "tpm_limit": Option((int,), 0, lambda v: v >= 0, "tokens per minute, 0 for none"),
+    "concurrency": Option(
+        (int,), 8, lambda v: 1 <= v <= 1024, "an integer from 1 to 1024", affects_output=False
+    ),
+    "timeout": Option(
+        (int, float), 600, lambda v: v > 0, "seconds per attempt, > 0", affects_output=False
+    ),
+    "max_attempts": Option(
+        (int,), 6, lambda v: 1 <= v <= 50, "an integer from 1 to 50", affects_output=False
+    ),
+    "backoff_seconds": Option(
+        (int, float), 1.0, lambda v: v >= 0, "the first back-off, ≥ 0", affects_output=False
+    ),
+    "rpm_limit": Option(
+        (int,), 0, lambda v: v >= 0, "requests per minute, 0 for none", affects_output=False
+    ),
+    "tpm_limit": Option(
+        (int,), 0, lambda v: v >= 0, "tokens per minute, 0 for none", affects_output=False
+    ),
     # The OpenAI API refuses repetition_penalty; vLLM and most local servers accept it.
     "send_repetition_penalty": Option((bool,), False, hint="true for vLLM and similar servers"),
 }

@@ -30,7 +30,9 @@ from inference.backends import (
 OPTIONS = {
     "model": Option((str,), hint="a local checkpoint folder or a hub id", check=bool),
     "tokenizer": Option((str,), "", hint="a tokenizer folder or hub id, if not the model's"),
-    "tensor_parallel_size": Option((int,), 1, lambda v: v >= 1, "the number of GPUs, ≥ 1"),
+    "tensor_parallel_size": Option(
+        (int,), 1, lambda v: v >= 1, "the number of GPUs, ≥ 1", affects_output=False
+    ),
     "dtype": Option(
         (str,),
         "auto",
@@ -39,10 +41,14 @@ OPTIONS = {
     ),
     "max_model_len": Option((int,), None, lambda v: v >= 1, "the context length, ≥ 1"),
     "gpu_memory_utilization": Option(
-        (int, float), 0.9, lambda v: 0 < v <= 1, "the share of GPU memory, in (0, 1]"
+        (int, float),
+        0.9,
+        lambda v: 0 < v <= 1,
+        "the share of GPU memory, in (0, 1]",
+        affects_output=False,
     ),
     "quantization": Option((str,), None, hint="a vLLM quantization method, e.g. awq"),
-    "enforce_eager": Option((bool,), False, hint="true to skip CUDA graphs"),
+    "enforce_eager": Option((bool,), False, hint="true to skip CUDA graphs", affects_output=False),
     "trust_remote_code": Option((bool,), False, hint="true or false"),
     "prompt_format": Option((str,), "chat", is_prompt_format, PROMPT_FORMAT_HINT),
     "chat_template": Option((str,), "", hint="a Jinja chat template replacing the tokenizer's"),

@@ -4,12 +4,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.models import Annotation, Annotator, Assignment, Item
+from annotation.models import Annotation, Annotator, Assignment, Item, Response
 from annotation.services import (
     RoundInvalid,
     SubmissionRefused,
     annotation_submit,
     assignment_current,
+    round_add_missing_items,
     round_create,
     session_start,
 )
@@ -47,6 +48,33 @@ def test_it_skips_prompts_missing_a_response():
         shared_items=0,
     )  # fmt: skip
     assert round_.items.count() == 3
+
+
+def test_it_compares_only_the_responses_made_with_the_rounds_settings():
+    project = make_project()
+    prompt_set = make_prompt_set(project, 4)
+    candidate = make_model_with_responses(project, prompt_set, "candidate")
+    baseline = make_model_with_responses(project, prompt_set, "baseline")
+    Response.objects.bulk_create(
+        Response(prompt=prompt, model=candidate, text="Greedy answer", settings_key="greedy")
+        for prompt in prompt_set.prompts.filter(position__lt=3)
+    )
+    round_ = round_create(
+        project=project, prompt_set=prompt_set, candidate=candidate, baselines=[baseline],
+        shared_items=0,
+    )  # fmt: skip
+    imported = set(round_.items.values_list("candidate_response__settings_key", flat=True))
+    assert round_.items.count() == 4 and imported == {""}
+
+    round_.items.all().delete()
+    round_.response_keys = {str(candidate.pk): "greedy"}
+    round_.save()
+
+    assert round_add_missing_items(round_=round_) == 3
+    keys = round_.items.values_list(
+        "candidate_response__settings_key", "baseline_response__settings_key"
+    )
+    assert set(keys) == {("greedy", "")}
 
 
 def test_it_shows_the_candidate_first_on_half_the_items():

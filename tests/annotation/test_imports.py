@@ -116,6 +116,31 @@ def test_it_matches_alpaca_eval_model_outputs_to_prompts_by_exact_instruction(pr
 
 
 @pytest.mark.django_db
+def test_it_imports_responses_beside_generated_ones_as_before(project):
+    prompts_import(
+        project=project, set_name="s", raw=jsonl({"id": "a", "prompt": "Hi?"}), file="p.jsonl"
+    )
+    prompt = Prompt.objects.get()
+    model = LanguageModel.objects.create(project=project, name="m", backend="openai")
+    Response.objects.create(prompt=prompt, model=model, text="Generated.", settings_key="k1")
+    raw = jsonl({"prompt_id": "a", "output": "Imported.", "model": "m"})
+
+    first = responses_import(project=project, set_name="s", raw=raw, file="r.jsonl")
+    again = responses_import(project=project, set_name="s", raw=raw, file="r.jsonl")
+    with pytest.raises(ImportFailed, match="already has a different response"):
+        responses_import(
+            project=project,
+            set_name="s",
+            raw=jsonl({"prompt_id": "a", "output": "Other.", "model": "m"}),
+            file="r2.jsonl",
+        )
+
+    assert (first.created, again.created, again.skipped) == (1, 0, 1)
+    stored = Response.objects.order_by("settings_key").values_list("settings_key", "text")
+    assert list(stored) == [("", "Imported."), ("k1", "Generated.")]
+
+
+@pytest.mark.django_db
 def test_it_names_the_text_field_of_the_line_whose_prompt_is_unknown(project):
     prompts_import(project=project, set_name="s", raw=jsonl({"prompt": "Hi?"}), file="p.jsonl")
     raw = jsonl(

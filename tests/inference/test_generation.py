@@ -18,6 +18,7 @@ from inference.generation import (
 from inference.models import GenerationFailure, GenerationRun, GenerationTask
 from tests.factories import make_model_with_responses, make_project, make_prompt_set
 from tests.support.openai_completions_server import OpenAICompletionsServer
+from tests.support.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +63,27 @@ def run_all(run: GenerationRun) -> GenerationRun:
         generation_run_model(task_id=task.pk)
     run.refresh_from_db()
     return run
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    pytest.importorskip("transformers", reason="the train extra (transformers) is not installed")
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def round_of(prompt_set, candidate, baseline, seed=7):
+    return round_create(
+        project=prompt_set.project,
+        prompt_set=prompt_set,
+        candidate=candidate,
+        baselines=[baseline],
+        shared_items=0,
+        seed=seed,
+    )
+
+
+def compared(round_, side="candidate_response"):
+    return set(Item.objects.filter(round=round_).values_list(side, flat=True))
 
 
 def make_generated_round(project, prompt_set, candidate, **settings):
@@ -298,3 +320,166 @@ def test_it_stops_a_running_task_once_its_run_is_cancelled(
     task.refresh_from_db()
     run.refresh_from_db()
     assert task.status == run.status == Status.CANCELLED
+
+
+# ---------------------------------------------------------------- responses kept per settings
+
+
+def test_it_keeps_separate_responses_for_rounds_launched_with_other_sampling(
+    project, prompt_set, server
+):
+    candidate = api_model(project, server)
+    baseline = make_model_with_responses(project, prompt_set, "alpaca-65b")
+    paper, greedy = (
+        round_of(prompt_set, candidate, baseline),
+        round_of(prompt_set, candidate, baseline),
+    )
+
+    run_all(generation_launch(round_=paper))
+    run_all(generation_launch(round_=greedy, sampling={"temperature": 0}))
+
+    assert sorted(entry.body["temperature"] for entry in server.log) == [0] * 5 + [0.7] * 5
+    assert Response.objects.filter(model=candidate).count() == 10
+    paper.refresh_from_db()
+    greedy.refresh_from_db()
+    assert paper.response_key(candidate.pk) != greedy.response_key(candidate.pk)
+    for round_, temperature in ((paper, 0.7), (greedy, 0)):
+        responses = Response.objects.filter(pk__in=compared(round_))
+        assert len(responses) == 5
+        assert {r.settings_key for r in responses} == {round_.response_key(candidate.pk)}
+        assert {r.generation["sampling"]["temperature"] for r in responses} == {temperature}
+        assert compared(round_, "baseline_response") == set(
+            baseline.responses.values_list("pk", flat=True)
+        )
+
+
+def test_it_reuses_the_responses_of_a_round_launched_with_the_same_settings(
+    project, prompt_set, server
+):
+    candidate = api_model(project, server)
+    baseline = make_model_with_responses(project, prompt_set, "alpaca-65b")
+    first = round_of(prompt_set, candidate, baseline)
+    run_all(generation_launch(round_=first, sampling={"temperature": 0.5}))
+    responses = set(Response.objects.values_list("pk", flat=True))
+    server.log.clear()
+
+    second = round_of(prompt_set, candidate, baseline, seed=8)
+    run = run_all(generation_launch(round_=second, sampling={"temperature": 0.5}, seed=7))
+
+    assert server.log == []
+    assert set(Response.objects.values_list("pk", flat=True)) == responses
+    [task] = run.tasks.all()
+    assert (run.status, task.done, task.generated) == (Status.DONE, 5, 0)
+    assert compared(second) == compared(first) and len(compared(second)) == 5
+
+
+def test_it_counts_the_seed_among_the_settings(project, prompt_set, server):
+    candidate = api_model(project, server)
+    baseline = make_model_with_responses(project, prompt_set, "alpaca-65b")
+    run_all(generation_launch(round_=round_of(prompt_set, candidate, baseline)))
+    other_seed = round_of(prompt_set, candidate, baseline, seed=8)
+    run_all(generation_launch(round_=other_seed))
+    assert len(server.log) == 10
+    assert Response.objects.filter(model=candidate).count() == 10
+    assert {r.generation["run"] for r in Response.objects.filter(pk__in=compared(other_seed))} == {
+        other_seed.generation_runs.get().pk
+    }
+
+
+def test_it_refuses_to_mix_other_settings_into_a_round_that_compares_some_already(
+    project, prompt_set, server
+):
+    candidate = api_model(project, server)
+    round_ = make_generated_round(project, prompt_set, candidate)
+    run_all(generation_launch(round_=round_, sampling={"temperature": 0}))
+    server.log.clear()
+
+    with pytest.raises(GenerationInvalid, match="already compares responses of 'gpt-4'") as refused:
+        generation_launch(round_=round_)
+    assert (
+        "launch it with the same settings as before (sampling {'temperature': 0}, seed 7)"
+        in str(refused.value)
+    )
+    assert round_.generation_runs.count() == 1
+
+    again = generation_launch(round_=round_, sampling={"temperature": 0})
+    assert again.status == Status.DONE and server.log == []
+    assert Response.objects.filter(model=candidate).count() == 5
+
+
+def test_it_fails_a_task_whose_model_settings_changed_since_the_launch(project, prompt_set, server):
+    candidate = api_model(project, server)
+    round_ = make_generated_round(project, prompt_set, candidate)
+    [task] = generation_launch(round_=round_).tasks.all()
+    LanguageModel.objects.filter(pk=candidate.pk).update(
+        config={**candidate.config, "end_of_turn": "<EOT>"}
+    )
+
+    assert "settings changed since this generation was launched" in generation_run_model(
+        task_id=task.pk
+    )
+    task.refresh_from_db()
+    assert task.status == Status.FAILED and server.log == []
+    assert not Response.objects.filter(model=candidate).exists()
+
+    run = generation_launch(round_=round_)
+    # How the model is run is not part of its settings: the task goes ahead.
+    LanguageModel.objects.filter(pk=candidate.pk).update(
+        config={**candidate.config, "end_of_turn": "<EOT>", "concurrency": 2}
+    )
+    assert run_all(run).status == Status.DONE
+    assert server.log[0].body["stop"] == ["<EOT>"]
+
+
+def test_it_leaves_a_model_compared_on_imported_responses_to_them(project, prompt_set, server):
+    candidate = make_model_with_responses(project, prompt_set, "lima-65b")
+    baseline = api_model(project, server)
+    Response.objects.bulk_create(
+        Response(prompt=prompt, model=baseline, text=f"Imported answer to {prompt.external_id}")
+        for prompt in prompt_set.prompts.filter(position__lt=3)
+    )
+    round_ = round_of(prompt_set, candidate, baseline)
+    assert len(compared(round_, "baseline_response")) == 3
+
+    run = run_all(generation_launch(round_=round_))
+
+    assert run.status == Status.DONE and run.tasks.count() == 0 and server.log == []
+    round_.refresh_from_db()
+    assert round_.response_keys == {} and round_.items.count() == 3
+
+
+def test_it_generates_with_transformers_once_per_settings(
+    project, prompt_set, tiny_model, monkeypatch
+):
+    requested = []
+    load = generation.backend_load
+
+    def counting_load(backend, config):
+        loaded = load(backend, config)
+        generate = loaded.generate
+
+        def generate_and_count(requests, sampling):
+            requested.append(len(requests))
+            return generate(requests, sampling)
+
+        loaded.generate = generate_and_count
+        return loaded
+
+    monkeypatch.setattr(generation, "backend_load", counting_load)
+    candidate = LanguageModel.objects.create(
+        project=project,
+        name="tiny",
+        backend="transformers",
+        config={"model": str(tiny_model), "batch_size": 5, "sampling": {"max_tokens": 3}},
+    )
+    baseline = make_model_with_responses(project, prompt_set, "alpaca-65b")
+    paper, cooler, paper_again = (round_of(prompt_set, candidate, baseline) for _ in range(3))
+
+    for round_, sampling in ((paper, None), (cooler, {"temperature": 0.2}), (paper_again, None)):
+        assert run_all(generation_launch(round_=round_, sampling=sampling)).status == Status.DONE
+
+    assert requested == [5, 5]
+    assert Response.objects.filter(model=candidate).count() == 10
+    assert compared(paper_again) == compared(paper)
+    assert not compared(cooler) & compared(paper)
+    assert Item.objects.count() == 15

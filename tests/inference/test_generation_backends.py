@@ -14,6 +14,7 @@ from inference.backends import (
     backend_load,
     messages_for,
     prompt_seed,
+    settings_key,
     vllm_backend,
 )
 from tests.support.tiny_model import build_tiny_model
@@ -91,6 +92,34 @@ def test_it_gives_each_prompt_a_stable_seed():
     assert prompt_seed(1234, 5) != prompt_seed(1234, 6)
     assert prompt_seed(1234, 5) != prompt_seed(4321, 5)
     assert 0 <= prompt_seed(1234, 5) < 2**31
+
+
+def test_it_keys_settings_by_what_shapes_the_text_and_nothing_else():
+    config = {"model": "gpt-4", "api_key_env": "OPENAI_API_KEY"}
+    paper = SamplingSettings.from_overrides({"seed": 7})
+    key = settings_key("openai", config, paper)
+    assert re.fullmatch(r"[0-9a-f]{16}", key)
+
+    # Defaults spelled out, an integer for a float, and how the model is run change nothing.
+    assert key == settings_key("openai", {"model": "gpt-4", "endpoint": "chat"}, paper)
+    assert key == settings_key(
+        "openai", {**config, "concurrency": 64, "timeout": 5, "rpm_limit": 100}, paper
+    )
+    assert settings_key(
+        "openai", config, SamplingSettings.from_overrides({"seed": 7, "temperature": 1})
+    ) == settings_key(
+        "openai", config, SamplingSettings.from_overrides({"seed": 7, "temperature": 1.0})
+    )
+
+    others = [
+        settings_key("openai", config, SamplingSettings.from_overrides({"seed": 7, "top_p": 1})),
+        settings_key("openai", config, SamplingSettings.from_overrides({"seed": 8})),
+        settings_key("openai", config, SamplingSettings.from_overrides()),
+        settings_key("openai", {**config, "end_of_turn": "<EOT>"}, paper),
+        settings_key("openai", {**config, "model": "gpt-4o"}, paper),
+        settings_key("vllm", {"model": "gpt-4"}, paper),
+    ]
+    assert len({key, *others}) == 1 + len(others)
 
 
 def test_it_builds_chat_messages_and_drops_a_trailing_reference_answer():
