@@ -260,6 +260,9 @@ class Annotation(models.Model):
     shown_choice = models.CharField(max_length=1, choices=ShownChoice.choices)
     candidate_first = models.BooleanField(help_text="Order shown: candidate was Answer A.")
     seconds_spent = models.FloatField(null=True, blank=True)
+    # A model judge's vote per order shown, [[candidate_first, choice], ...], when its verdict
+    # combines several (both orders); empty for a single vote, which the fields above describe.
+    order_votes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,7 +3,7 @@
 import logging
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -370,27 +370,39 @@ def annotation_submit(
 
 
 def annotations_record_judgments(
-    *, annotator: Annotator, judgments: Sequence[tuple[Item, str]]
+    *,
+    annotator: Annotator,
+    judgments: Sequence[tuple[Item, str, Mapping[bool, str]]],
 ) -> None:
-    """Record a model judge's verdicts, one (item, choice) each, in a few queries.
+    """Record a model judge's verdicts in a few queries: (item, choice, votes) each, where
+    votes maps each order shown (candidate_first) to the choice, in model terms, given then.
 
-    Idempotent: an item the judge already has a verdict on keeps it. Each verdict is stored
-    in the order the item is shown to the crowd. Judges take no crowd slots: Item.taken and
-    completed count human work only.
+    A single vote is stored in the order the judge saw; a verdict combined from both orders
+    is stored in the crowd's order, with every vote kept in `order_votes` for position-bias
+    diagnostics. Idempotent: an item the judge already has a verdict on keeps it. Judges take
+    no crowd slots: Item.taken and completed count human work only.
     """
     if annotator.kind != Annotator.Kind.JUDGE:
         raise ValueError(f"{annotator} is not a model judge.")
     rows = []
-    for item, choice in judgments:
-        if choice not in Annotation.Choice.values:
-            raise ValueError(f"Unknown choice {choice!r}.")
+    for item, choice, votes in judgments:
+        for given in (choice, *votes.values()):
+            if given not in Annotation.Choice.values:
+                raise ValueError(f"Unknown choice {given!r}.")
+        if len(votes) == 1:
+            (candidate_first,) = votes
+            order_votes = []
+        else:
+            candidate_first = item.candidate_first
+            order_votes = [[order, vote] for order, vote in sorted(votes.items())]
         rows.append(
             Annotation(
                 item=item,
                 annotator=annotator,
                 choice=choice,
-                shown_choice=Annotation.shown_for(choice, item.candidate_first),
-                candidate_first=item.candidate_first,
+                shown_choice=Annotation.shown_for(choice, candidate_first),
+                candidate_first=candidate_first,
+                order_votes=order_votes,
             )
         )
     Annotation.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)

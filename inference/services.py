@@ -449,6 +449,10 @@ def _finalize_items(run: JudgeRun, item_ids: Iterable[int] | None = None) -> int
     for item_pk, item in items.items():
         combined = combine_orders(votes[item_pk], inconsistent_as_tie=run.judge.inconsistent_as_tie)
         if combined.choice is not None:
-            judgments.append((item, combined.choice))
+            in_model_terms = {
+                order: Annotation.model_choice(shown, order)
+                for order, shown in votes[item_pk].items()
+            }
+            judgments.append((item, combined.choice, in_model_terms))
     annotations_record_judgments(annotator=run.judge.annotator, judgments=judgments)
     return len(judgments)

@@ -56,6 +56,7 @@ def build_report(
     baselines: Sequence[str] = (),
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    order_votes: pd.DataFrame | None = None,
 ) -> RoundReport:
     """The report of one round's annotation frame (see counts.annotation_frame)."""
     counts = label_counts(frame, baselines)
@@ -67,7 +68,7 @@ def build_report(
         per_annotation=outcomes(counts, mode="annotation", resamples=resamples, seed=seed),
         per_item=outcomes(counts, mode="item", resamples=resamples, seed=seed),
         agreement=agreement_table(frame, counts, resamples=resamples, seed=seed),
-        judges=judge_diagnostics(frame, counts),
+        judges=judge_diagnostics(frame, counts, order_votes),
     )
 
 

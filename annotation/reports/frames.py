@@ -11,6 +11,7 @@ from django.db.models.functions import Length
 
 from annotation.models import Annotation, Annotator
 from annotation.reports.counts import LABELS, annotation_frame
+from annotation.reports.judges import ORDER_VOTE_COLUMNS
 
 
 def _groups(raw: pd.DataFrame) -> np.ndarray:
@@ -71,6 +72,22 @@ def round_frame(round_id: int) -> pd.DataFrame:
         candidate_chars=raw["candidate_chars"],
         baseline_chars=raw["baseline_chars"],
     )
+
+
+def round_order_votes(round_id: int) -> pd.DataFrame:
+    """The separate per-order votes behind judge verdicts combined from both orders."""
+    rows = (
+        Annotation.objects.filter(item__round_id=round_id, annotator__kind=Annotator.Kind.JUDGE)
+        .exclude(order_votes=[])
+        .values_list("id", "annotator__name", "order_votes")
+    )
+    codes = {label: code for code, label in enumerate(LABELS)}
+    records = [
+        (annotation, judge, bool(candidate_first), codes[choice])
+        for annotation, judge, votes in rows
+        for candidate_first, choice in votes
+    ]
+    return pd.DataFrame.from_records(records, columns=ORDER_VOTE_COLUMNS)
 
 
 def project_battles(project_id: int) -> pd.DataFrame:

@@ -80,8 +80,20 @@ class JudgeDiagnostics:
     human_items: int
 
 
-def judge_diagnostics(frame: pd.DataFrame, label_counts: LabelCounts) -> list[JudgeDiagnostics]:
-    """For each group that is not human: its diagnostics over all its verdicts."""
+ORDER_VOTE_COLUMNS = ["annotation", "group", "candidate_first", "label"]
+
+
+def judge_diagnostics(
+    frame: pd.DataFrame, label_counts: LabelCounts, order_votes: pd.DataFrame | None = None
+) -> list[JudgeDiagnostics]:
+    """For each group that is not human: its diagnostics over all its verdicts.
+
+    `order_votes` (ORDER_VOTE_COLUMNS) holds the separate votes behind verdicts combined from
+    both orders; position bias counts those votes in place of the combined verdict, whose
+    order means nothing.
+    """
+    if order_votes is None:
+        order_votes = pd.DataFrame(columns=ORDER_VOTE_COLUMNS)
     human = [g for g in label_counts.groups if g in HUMAN_GROUPS]
     human_counts = sum(
         (label_counts.group(g) for g in human),
@@ -96,10 +108,17 @@ def judge_diagnostics(frame: pd.DataFrame, label_counts: LabelCounts) -> list[Ju
         sums = pair_sums(label_counts.group(judge), majority)
         items = int((sums.pairs > 0).sum())
         label = rows["label"].to_numpy()
+        votes = order_votes[order_votes["group"] == judge]
+        single = rows[~rows["annotation"].isin(votes["annotation"])]
         result.append(
             JudgeDiagnostics(
                 judge=judge,
-                position=position_bias(label, rows["candidate_first"].to_numpy()),
+                position=position_bias(
+                    np.concatenate([single["label"].to_numpy(), votes["label"].to_numpy()]),
+                    np.concatenate(
+                        [single["candidate_first"].to_numpy(), votes["candidate_first"].to_numpy()]
+                    ),
+                ),
                 length_bins=length_bins(
                     label, (rows["candidate_chars"] - rows["baseline_chars"]).to_numpy()
                 ),

@@ -2,7 +2,7 @@
 
 from annotation.models import Round
 from annotation.reports.build import RoundReport, build_report
-from annotation.reports.frames import round_frame
+from annotation.reports.frames import round_frame, round_order_votes
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
@@ -17,4 +17,5 @@ def round_report(
         baselines=baselines,
         resamples=resamples,
         seed=seed,
+        order_votes=round_order_votes(round_.pk),
     )

@@ -79,6 +79,7 @@ def test_it_records_one_verdict_per_item_in_model_terms_from_both_orders(server)
         assert annotation.choice == Annotation.Choice.CANDIDATE
         assert annotation.candidate_first == item.candidate_first
         assert annotation.shown_choice == ("A" if item.candidate_first else "B")
+        assert annotation.order_votes == [[False, "candidate"], [True, "candidate"]]
     call = calls.first()
     assert call.status == JudgeCall.Status.DONE and call.attempts == 1 and not call.cached
     assert call.response_model == "gpt-4-0613"
@@ -361,3 +362,13 @@ def test_an_absolute_judge_scores_each_response_once(server):
     assert run_scores(run) == {"candidate": {"5": 3}, "baseline": {"5": 3}, "other": {"5": 3}}
     assert not judge_annotations(run.judge).exists()
     assert "Rate how helpful this answer is" in server.requests[0].prompt
+
+
+def test_a_single_order_verdict_is_stored_in_the_order_the_judge_saw(server):
+    round_ = make_round(prompts=4)
+    judge = make_judge(round_, server, both_orders=False)
+    run_judge(round_, judge)
+    for annotation in judge_annotations(judge).select_related("item"):
+        call = JudgeCall.objects.get(run__judge=judge, item=annotation.item)
+        assert annotation.candidate_first == call.candidate_first
+        assert annotation.order_votes == []

@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 
 from annotation.reports.counts import BASELINE, CANDIDATE, TIE, annotation_frame, label_counts
-from annotation.reports.judges import judge_diagnostics, length_bins, position_bias
+from annotation.reports.judges import (
+    ORDER_VOTE_COLUMNS,
+    judge_diagnostics,
+    length_bins,
+    position_bias,
+)
 
 C, T, B = CANDIDATE, TIE, BASELINE
 
@@ -72,3 +77,28 @@ def test_it_measures_the_judge_against_the_human_majority():
     assert judge.judge == "gpt-4"
     assert (judge.human_agreement, judge.human_items) == (75, 2)
     assert (judge.position.first, judge.position.second, judge.position.ties) == (1, 1, 1)
+
+
+def test_position_bias_counts_each_order_of_a_combined_verdict():
+    frame = annotation_frame(
+        annotation=[1, 2],
+        item=[1, 2],
+        prompt=["p1", "p2"],
+        baseline="b",
+        annotator=9,
+        group="gpt-4",
+        label=[TIE, CANDIDATE],
+        candidate_first=True,
+        seconds=None,
+        created_at=pd.Timestamp("2024-01-01", tz="UTC"),
+        candidate_chars=100,
+        baseline_chars=100,
+    )
+    # Item 1: the judge chose Answer A in both orders (inconsistent, so a tie overall).
+    votes = pd.DataFrame.from_records(
+        [(1, "gpt-4", True, CANDIDATE), (1, "gpt-4", False, BASELINE)],
+        columns=ORDER_VOTE_COLUMNS,
+    )
+    (judge,) = judge_diagnostics(frame, label_counts(frame), votes)
+    # Two first-position votes from item 1, one from item 2's single verdict.
+    assert (judge.position.first, judge.position.second, judge.position.ties) == (3, 0, 0)
