@@ -155,6 +155,31 @@ def plain_prompt(messages: Sequence[Mapping[str, str]], template: str) -> str:
     return template.replace("{prompt}", messages[0]["content"])
 
 
+class LocalModelBackend:
+    """What the backends that run a checkpoint with its own tokenizer share: how a request's
+    messages become the prompt text, and how a batch's settings are described."""
+
+    name: str
+    options: Mapping[str, Any]
+    tokenizer: Any
+
+    def describe(self, sampling: SamplingSettings) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "model": self.options["model"],
+            "prompt_format": self.options["prompt_format"],
+            "end_of_turn": self.options["end_of_turn"],
+            "sampling": sampling.as_dict(),
+        }
+
+    def _render(self, request: GenerationRequest) -> str:
+        if self.options["prompt_format"] == "chat":
+            return self.tokenizer.apply_chat_template(
+                list(request.messages), tokenize=False, add_generation_prompt=True
+            )
+        return plain_prompt(request.messages, self.options["prompt_format"])
+
+
 def trim_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut the text at the first stop string; says whether one was found."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)

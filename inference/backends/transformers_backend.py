@@ -15,11 +15,11 @@ from inference.backends import (
     BackendConfigError,
     GenerationRequest,
     GenerationResult,
+    LocalModelBackend,
     Option,
     SamplingSettings,
     is_local_path,
     is_prompt_format,
-    plain_prompt,
     read_config,
     trim_at_stop,
 )
@@ -102,7 +102,9 @@ def load(config: Mapping[str, Any]) -> "TransformersBackend":
     return TransformersBackend(options, model, tokenizer)
 
 
-class TransformersBackend:
+class TransformersBackend(LocalModelBackend):
+    name = "transformers"
+
     def __init__(self, options: dict[str, Any], model: Any, tokenizer: Any):
         self.options = options
         self.model = model
@@ -127,22 +129,6 @@ class TransformersBackend:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
-
-    def describe(self, sampling: SamplingSettings) -> dict[str, Any]:
-        return {
-            "backend": "transformers",
-            "model": self.options["model"],
-            "prompt_format": self.options["prompt_format"],
-            "end_of_turn": self.options["end_of_turn"],
-            "sampling": sampling.as_dict(),
-        }
-
-    def _render(self, request: GenerationRequest) -> str:
-        if self.options["prompt_format"] == "chat":
-            return self.tokenizer.apply_chat_template(
-                list(request.messages), tokenize=False, add_generation_prompt=True
-            )
-        return plain_prompt(request.messages, self.options["prompt_format"])
 
     def generate(
         self, requests: Sequence[GenerationRequest], sampling: SamplingSettings

@@ -19,11 +19,11 @@ from inference.backends import (
     BackendConfigError,
     GenerationRequest,
     GenerationResult,
+    LocalModelBackend,
     Option,
     SamplingSettings,
     is_local_path,
     is_prompt_format,
-    plain_prompt,
     read_config,
 )
 
@@ -165,7 +165,9 @@ def load(config: Mapping[str, Any]) -> "VLLMBackend":
     return VLLMBackend(options, engine_for(engine_args(config)))
 
 
-class VLLMBackend:
+class VLLMBackend(LocalModelBackend):
+    name = "vllm"
+
     def __init__(self, options: dict[str, Any], engine: Any):
         self.options = options
         self.engine = engine
@@ -188,22 +190,6 @@ class VLLMBackend:
                     f"{options['model']!r}: fix 'end_of_turn' or leave it empty."
                 )
             self.stop_token_ids.append(eot_id)
-
-    def describe(self, sampling: SamplingSettings) -> dict[str, Any]:
-        return {
-            "backend": "vllm",
-            "model": self.options["model"],
-            "prompt_format": self.options["prompt_format"],
-            "end_of_turn": self.options["end_of_turn"],
-            "sampling": sampling.as_dict(),
-        }
-
-    def _render(self, request: GenerationRequest) -> str:
-        if self.options["prompt_format"] == "chat":
-            return self.tokenizer.apply_chat_template(
-                list(request.messages), tokenize=False, add_generation_prompt=True
-            )
-        return plain_prompt(request.messages, self.options["prompt_format"])
 
     def generate(
         self, requests: Sequence[GenerationRequest], sampling: SamplingSettings

@@ -5,15 +5,10 @@ from rest_framework.test import APIClient
 
 from inference.models import Judge, JudgeCall, JudgeRun
 from tests.factories import make_project, make_round, make_user
-from tests.support.judging import API_KEY, KEY_ENV, make_judge, run_judge
+from tests.support.judging import API_KEY, make_judge, run_judge
 from tests.support.openai_server import ScriptedOpenAI, garbage
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, API_KEY)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("judge_api_key")]
 
 
 @pytest.fixture

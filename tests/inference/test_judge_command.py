@@ -8,21 +8,9 @@ from django.core.management import CommandError, call_command
 from annotation.models import Annotation
 from inference.models import Judge, JudgeRun
 from tests.factories import make_round
-from tests.support.judging import API_KEY, KEY_ENV, prefers_candidate
-from tests.support.openai_server import ScriptedOpenAI
+from tests.support.judging import API_KEY, KEY_ENV
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, API_KEY)
-
-
-@pytest.fixture
-def server():
-    with ScriptedOpenAI(responder=prefers_candidate) as running:
-        yield running
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("judge_api_key")]
 
 
 def judge_round(*args: str) -> tuple[str, str]:

@@ -11,26 +11,14 @@ from inference.models import Judge, JudgeCall, JudgeRun
 from tests.factories import make_project, make_round, make_user
 from tests.support.judging import (
     API_KEY,
-    KEY_ENV,
     make_judge,
     prefers_candidate,
     question_number,
     run_judge,
 )
-from tests.support.openai_server import Reply, ScriptedOpenAI, garbage
+from tests.support.openai_server import Reply, garbage
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, API_KEY)
-
-
-@pytest.fixture
-def server():
-    with ScriptedOpenAI(responder=prefers_candidate) as running:
-        yield running
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("judge_api_key")]
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from tests.support.judging import (
 )
 from tests.support.openai_server import (
     Reply,
-    ScriptedOpenAI,
     api_refusal,
     buried,
     dropped,
@@ -38,18 +37,7 @@ from tests.support.openai_server import (
     verdict,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, API_KEY)
-
-
-@pytest.fixture
-def server():
-    with ScriptedOpenAI(responder=prefers_candidate) as running:
-        yield running
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("judge_api_key")]
 
 
 def calls_of(run: JudgeRun, item=None):
