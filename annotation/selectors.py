@@ -118,12 +118,18 @@ def round_item_count(round_: Round) -> int:
 
 
 def round_awaits_items(round_: Round, item_count: int) -> bool:
-    """Whether items may still appear: some pairs lack responses that a model can generate."""
+    """Whether items may still appear: some pairs lack responses that are being generated.
+
+    A model is being generated for the round once a launch gave it a settings key; before
+    any launch, a round without items waits if one of its models can generate at all.
+    """
     baselines = round_.baselines.count()
     expected = Prompt.objects.filter(prompt_set_id=round_.prompt_set_id).count() * baselines
     if item_count >= expected:
         return False
-    return (
+    if any(round_.response_keys.values()):
+        return True
+    return item_count == 0 and (
         LanguageModel.objects.filter(Q(pk=round_.candidate_id) | Q(rounds_as_baseline=round_))
         .exclude(backend=LanguageModel.Backend.IMPORTED)
         .exists()

@@ -161,6 +161,8 @@ def test_it_asks_workers_to_wait_while_responses_are_still_being_generated(clien
     baseline = round_.baselines.get()
     baseline.backend = "transformers"
     baseline.save()
+    round_.response_keys = {str(baseline.pk): "a1b2c3"}  # a launch is generating it
+    round_.save()
     round_.items.filter(position__gte=2).delete()
     work_url = start(client, round_)
     for _ in range(2):
@@ -194,3 +196,25 @@ def test_it_sends_an_author_back_to_the_round_instead_of_giving_a_completion_cod
     html = client.get(work_url).content.decode()
     assert reverse("round-detail", args=[round_.pk]) in html
     assert round_.completion_code not in html
+
+
+def test_it_ends_the_task_when_a_generating_model_stays_on_its_imported_answers(client):
+    round_ = make_round(prompts=4, items_per_worker=4)
+    baseline = round_.baselines.get()
+    baseline.backend = "transformers"
+    baseline.save()
+    round_.items.filter(position__gte=2).delete()
+    work_url = start(client, round_)
+    for _ in range(2):
+        html = client.get(work_url).content.decode()
+        client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
+    assert round_.completion_code in client.get(work_url).content.decode()
+
+
+def test_it_asks_early_workers_to_wait_for_a_round_not_yet_generated(client):
+    round_ = make_round(prompts=2, items_per_worker=2)
+    round_.candidate.backend = "transformers"
+    round_.candidate.save()
+    round_.items.all().delete()
+    html = client.get(start(client, round_)).content.decode()
+    assert "More items are on their way" in html
