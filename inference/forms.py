@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 
 from inference.models import (
@@ -7,6 +9,17 @@ from inference.models import (
     env_var_name,
     not_a_key,
 )
+
+
+def parse_json_object(text: str) -> dict:
+    """A form field's JSON object (model config, recipe overrides), or a message to fix it."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise forms.ValidationError(f"Not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError("Expected a JSON object.")
+    return value
 
 
 class VariableNameInput(forms.TextInput):

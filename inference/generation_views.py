@@ -1,7 +1,5 @@
 """Generation pages and API: a round's generation progress, launch, cancel; registering models."""
 
-import json
-
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,6 +15,7 @@ from rest_framework.views import APIView
 from annotation.models import LanguageModel, Round
 from annotation.selectors import projects_for_user, rounds_for_user
 from inference.backends import BACKENDS
+from inference.forms import parse_json_object
 from inference.generation import (
     GenerationInvalid,
     generation_cancel,
@@ -100,13 +99,7 @@ class RegisterModelForm(forms.Form):
         self.fields["project"].queryset = projects
 
     def clean_config(self) -> dict:
-        try:
-            config = json.loads(self.cleaned_data["config"])
-        except ValueError as error:
-            raise forms.ValidationError(f"Not JSON: {error}") from None
-        if not isinstance(config, dict):
-            raise forms.ValidationError("Expected a JSON object.")
-        return config
+        return parse_json_object(self.cleaned_data["config"])
 
 
 @login_required

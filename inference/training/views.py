@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from annotation.models import Project, PromptSet
 from annotation.selectors import projects_for_user
+from inference.forms import parse_json_object
 from inference.models import Judge, TrainingRun, TrainingSet
 from inference.training.data import TrainingDataInvalid
 from inference.training.recipe import Recipe
@@ -84,15 +85,7 @@ class LaunchForm(forms.Form):
 
     def clean_recipe(self) -> dict:
         text = self.cleaned_data["recipe"].strip()
-        if not text:
-            return {}
-        try:
-            recipe = json.loads(text)
-        except ValueError as error:
-            raise forms.ValidationError(f"Not JSON: {error}") from None
-        if not isinstance(recipe, dict):
-            raise forms.ValidationError("Expected a JSON object.")
-        return recipe
+        return parse_json_object(text) if text else {}
 
 
 @login_required
@@ -268,6 +261,13 @@ def _in_project(model, project: Project, name: str, label: str):
     return found
 
 
+def _member_project(request: Request, name: str) -> Project:
+    project = projects_for_user(request.user).filter(name=name).first()
+    if project is None:
+        raise serializers.ValidationError({"project": "No such project of yours."})
+    return project
+
+
 class TrainingRunsAPI(APIView):
     """Training runs: list (GET) and launch (POST), with the LIMA recipe as defaults."""
 
@@ -281,9 +281,7 @@ class TrainingRunsAPI(APIView):
         params = LaunchInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        project = projects_for_user(request.user).filter(name=data["project"]).first()
-        if project is None:
-            raise serializers.ValidationError({"project": "No such project of yours."})
+        project = _member_project(request, data["project"])
         try:
             run = training_run_launch(
                 project=project,
@@ -358,9 +356,7 @@ class TrainingSetsAPI(APIView):
         params = UploadInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        project = projects_for_user(request.user).filter(name=data["project"]).first()
-        if project is None:
-            raise serializers.ValidationError({"project": "No such project of yours."})
+        project = _member_project(request, data["project"])
         try:
             training_set = training_set_upload(
                 project=project,
