@@ -1,13 +1,14 @@
+"""The human side's API routes; mounted under /api/ by evalplatform.urls."""
+
 from rest_framework.routers import SimpleRouter
 
-from annotation import api
+from annotation.api import annotations, projects, prompt_sets, responses, rounds
 
 router = SimpleRouter(use_regex_path=False)
-router.register("projects", api.ProjectViewSet, basename="api-project")
-router.register("prompt-sets", api.PromptSetViewSet, basename="api-prompt-set")
-router.register("responses", api.ResponseViewSet, basename="api-response")
-router.register("models", api.LanguageModelViewSet, basename="api-model")
-router.register("rounds", api.RoundViewSet, basename="api-round")
-router.register("annotations", api.AnnotationViewSet, basename="api-annotation")
+router.register("projects", projects.ProjectViewSet, basename="api-project")
+router.register("prompt-sets", prompt_sets.PromptSetViewSet, basename="api-prompt-set")
+router.register("responses", responses.ResponseViewSet, basename="api-response")
+router.register("rounds", rounds.RoundViewSet, basename="api-round")
+router.register("annotations", annotations.AnnotationViewSet, basename="api-annotation")
 
 urlpatterns = router.urls

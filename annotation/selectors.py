@@ -1,9 +1,10 @@
 """Reads for pages and the API."""
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, Q, QuerySet, Sum, Value
+from django.db.models import Count, IntegerField, Model, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least
 
 from annotation.models import (
@@ -16,6 +17,8 @@ from annotation.models import (
     Round,
     WorkerSession,
 )
+
+M = TypeVar("M", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,20 @@ class BaselineProgress:
 
 def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
     """Projects the user is a member of; superusers (the operators) see every project."""
+    return visible_to(user, Project.objects.all(), "")
+
+
+def visible_to(user: AbstractBaseUser, queryset: QuerySet[M], via: str = "project") -> QuerySet[M]:
+    """The queryset's objects in projects the user may see: the one scoping rule of every page,
+    API view and input. `via` leads from an object to its project ("" for projects)."""
     if user.is_superuser:
-        return Project.objects.all()
-    return Project.objects.filter(members=user)
+        return queryset
+    return queryset.filter(**{f"{via}__members" if via else "members": user})
 
 
 def rounds_for_user(user: AbstractBaseUser) -> QuerySet[Round]:
     return (
-        Round.objects.filter(project__in=projects_for_user(user))
+        visible_to(user, Round.objects.all())
         .select_related("project", "prompt_set", "candidate")
         .prefetch_related("baselines")
     )

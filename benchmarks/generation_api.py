@@ -34,7 +34,12 @@ def main() -> None:
     # One INFO line per request from the HTTP client would cost more than the request.
     for name in ("httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from inference.backends import GenerationRequest, SamplingSettings, backend_load, messages_for
+    from inference.backends.base import (
+        GenerationRequest,
+        SamplingSettings,
+        backend_load,
+        messages_for,
+    )
 
     server = subprocess.Popen(
         [

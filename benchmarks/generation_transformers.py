@@ -29,7 +29,12 @@ def main() -> None:
 
     import torch
 
-    from inference.backends import GenerationRequest, SamplingSettings, backend_load, messages_for
+    from inference.backends.base import (
+        GenerationRequest,
+        SamplingSettings,
+        backend_load,
+        messages_for,
+    )
     from tests.support.tiny_model import SENTENCES, build_tiny_model
 
     torch.set_num_threads(1)

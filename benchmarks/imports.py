@@ -30,7 +30,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import transaction
 
-    from annotation.imports import prompts_import, responses_import
+    from annotation.imports.prompts import prompts_import
+    from annotation.imports.responses import responses_import
     from annotation.models import LanguageModel, Project, Prompt, PromptSet, Response
 
     call_command("migrate", verbosity=0)

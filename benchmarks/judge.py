@@ -51,9 +51,10 @@ def main() -> None:
     from django.core.management import call_command
 
     from annotation.models import Annotation, LanguageModel, Project, Prompt, PromptSet, Response
-    from annotation.services import round_create
+    from annotation.services.rounds import round_create
+    from inference.judge.services import judge_create, judge_run_attach
+    from inference.judge.worker import judge_run_execute
     from inference.models import JudgeCall
-    from inference.services import judge_create, judge_run_attach, judge_run_execute
 
     call_command("migrate", verbosity=0)
     project = Project.objects.create(name=f"bench-{time.time_ns()}")

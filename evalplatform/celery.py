@@ -6,9 +6,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
 
 app = Celery("evalplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-app.autodiscover_tasks(["inference"], related_name="generation_tasks")
-app.autodiscover_tasks(["inference.training"], related_name="tasks")
+# Each app's tasks.py, and each machine-side pipeline's.
+app.autodiscover_tasks(
+    ["annotation", "inference.generation", "inference.judge", "inference.training"]
+)
 
 
 @app.on_after_configure.connect

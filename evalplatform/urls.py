@@ -9,10 +9,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("", include("inference.generation_urls")),
-    path("", include("inference.training.urls")),
     path("api/", include("inference.api_urls")),
     path("api/", include("annotation.api_urls")),
-    path("inference/", include("inference.urls")),
+    path("", include("inference.urls")),
     path("", include("annotation.urls")),
 ]

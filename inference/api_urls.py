@@ -1,8 +1,45 @@
-from django.urls import path
+"""Every API route of the machine side; mounted under /api/ by evalplatform.urls."""
 
-from inference import api
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from inference.generation import api as generation
+from inference.judge import api as judge
+from inference.training import api as training
+
+router = SimpleRouter(use_regex_path=False)
+router.register("models", generation.LanguageModelViewSet, basename="api-model")
 
 urlpatterns = [
-    path("rounds/<int:round_id>/judges/", api.RoundJudgesAPI.as_view(), name="api-round-judges"),
-    path("judge-runs/<int:run_id>/retry/", api.JudgeRunRetryAPI.as_view(), name="api-judge-retry"),
+    # Generation
+    path(
+        "rounds/<int:round_id>/generation/",
+        generation.RoundGenerationAPI.as_view(),
+        name="api-round-generation",
+    ),
+    path(
+        "rounds/<int:round_id>/generation/cancel/",
+        generation.RoundGenerationCancelAPI.as_view(),
+        name="api-round-generation-cancel",
+    ),
+    # Judges
+    path("rounds/<int:round_id>/judges/", judge.RoundJudgesAPI.as_view(), name="api-round-judges"),
+    path(
+        "judge-runs/<int:run_id>/retry/", judge.JudgeRunRetryAPI.as_view(), name="api-judge-retry"
+    ),
+    # Training
+    path("training-runs/", training.TrainingRunsAPI.as_view(), name="api-training-runs"),
+    path("training-runs/<int:run_id>/", training.TrainingRunAPI.as_view(), name="api-training-run"),
+    path(
+        "training-runs/<int:run_id>/cancel/",
+        training.TrainingRunCancelAPI.as_view(),
+        name="api-training-run-cancel",
+    ),
+    path(
+        "training-runs/<int:run_id>/resume/",
+        training.TrainingRunResumeAPI.as_view(),
+        name="api-training-run-resume",
+    ),
+    path("training-sets/", training.TrainingSetsAPI.as_view(), name="api-training-sets"),
+    *router.urls,
 ]

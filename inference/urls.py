@@ -1,8 +1,40 @@
+"""Every page of the machine side; mounted at the site root by evalplatform.urls."""
+
 from django.urls import path
 
-from inference import views
+from inference.generation import views as generation
+from inference.judge import views as judge
+from inference.training import views as training
 
 urlpatterns = [
-    path("rounds/<int:round_id>/judges/", views.round_judges, name="judge-round"),
-    path("judge-runs/<int:run_id>/retry/", views.run_retry_failed, name="judge-run-retry"),
+    # Generation
+    path(
+        "inference/rounds/<int:round_id>/generation/",
+        generation.round_generation,
+        name="generation-round",
+    ),
+    path(
+        "inference/generation-runs/<int:run_id>/cancel/",
+        generation.run_cancel,
+        name="generation-run-cancel",
+    ),
+    path("inference/models/new/", generation.model_new, name="generation-model-new"),
+    # Judges
+    path("inference/rounds/<int:round_id>/judges/", judge.round_judges, name="judge-round"),
+    path(
+        "inference/judge-runs/<int:run_id>/retry/", judge.run_retry_failed, name="judge-run-retry"
+    ),
+    # Training
+    path("inference/training/", training.training, name="training"),
+    path("inference/training/runs/<int:run_id>/", training.training_run, name="training-run"),
+    path(
+        "inference/training/runs/<int:run_id>/cancel/",
+        training.training_run_cancel_view,
+        name="training-run-cancel",
+    ),
+    path(
+        "inference/training/runs/<int:run_id>/resume/",
+        training.training_run_resume_view,
+        name="training-run-resume",
+    ),
 ]

@@ -5,7 +5,7 @@ import hashlib
 from django.contrib.auth import get_user_model
 
 from annotation.models import LanguageModel, Project, Prompt, PromptSet, Response, Round
-from annotation.services import round_create
+from annotation.services.rounds import round_create
 
 
 def make_user(username: str = "researcher", password: str = "pw-for-tests-1"):

@@ -8,9 +8,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation import selectors, services
+from annotation import selectors
 from annotation.models import Annotator, Assignment, Round, WorkerSession
 from annotation.rendering import render_markdown
+from annotation.services import assignment as crowd
 
 WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
 
@@ -21,10 +22,10 @@ def crowd_landing(request: HttpRequest, crowd_token: str) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            session = services.session_start(
+            session = crowd.session_start(
                 round_=round_, kind=Annotator.Kind.CROWD, name=request.POST.get("worker_id", "")
             )
-        except services.SubmissionRefused as refusal:
+        except crowd.SubmissionRefused as refusal:
             error = str(refusal)
         else:
             return redirect("crowd-work", session_token=session.token)
@@ -91,7 +92,7 @@ def _render_task(request: HttpRequest, context: dict, status: int = 200) -> Http
 @require_http_methods(["GET"])
 def crowd_work(request: HttpRequest, session_token: str) -> HttpResponse:
     session = _session_or_404(session_token)
-    assignment = services.assignment_current(session=session)
+    assignment = crowd.assignment_current(session=session)
     return _render_task(request, _task_context(session, assignment))
 
 
@@ -99,17 +100,17 @@ def crowd_work(request: HttpRequest, session_token: str) -> HttpResponse:
 def crowd_answer(request: HttpRequest, session_token: str) -> HttpResponse:
     session = _session_or_404(session_token)
     try:
-        services.annotation_submit(
+        crowd.annotation_submit(
             session=session,
             assignment_token=request.POST.get("assignment", ""),
             shown_choice=request.POST.get("choice", ""),
         )
-    except services.SubmissionRefused as refusal:
-        assignment = services.assignment_current(session=session)
+    except crowd.SubmissionRefused as refusal:
+        assignment = crowd.assignment_current(session=session)
         # htmx swaps only 2xx responses; a plain form post gets the honest status code.
         status = 200 if request.htmx else 409
         return _render_task(request, _task_context(session, assignment, str(refusal)), status)
     if not request.htmx:
         return redirect("crowd-work", session_token=session.token)
-    assignment = services.assignment_current(session=session)
+    assignment = crowd.assignment_current(session=session)
     return _render_task(request, _task_context(session, assignment))

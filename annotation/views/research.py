@@ -6,10 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation import selectors, services
+from annotation import selectors
 from annotation.forms import ImportForm, RoundForm
 from annotation.links import crowd_link
 from annotation.models import Annotator, ImportJob
+from annotation.services.assignment import session_start
+from annotation.services.import_jobs import import_job_create
+from annotation.services.rounds import RoundInvalid, round_create
 
 
 @require_GET
@@ -56,7 +59,7 @@ def round_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            round_ = services.round_create(
+            round_ = round_create(
                 project=data["project"],
                 name=data["name"],
                 prompt_set=data["prompt_set"],
@@ -66,7 +69,7 @@ def round_new(request: HttpRequest) -> HttpResponse:
                 shared_items=data["shared_items"],
                 items_per_worker=data["items_per_worker"],
             )
-        except services.RoundInvalid as invalid:
+        except RoundInvalid as invalid:
             form.add_error(None, str(invalid))
         else:
             messages.success(request, f"Round {round_.name!r} created.")
@@ -79,7 +82,7 @@ def round_new(request: HttpRequest) -> HttpResponse:
 def round_annotate(request: HttpRequest, round_id: int) -> HttpResponse:
     """A researcher annotates as an author, through the crowd worker's own page."""
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
-    session = services.session_start(
+    session = session_start(
         round_=round_,
         kind=Annotator.Kind.AUTHOR,
         name=request.user.get_username(),
@@ -95,7 +98,7 @@ def imports(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST or None, request.FILES or None, projects=projects)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        services.import_job_create(
+        import_job_create(
             project=data["project"],
             kind=data["kind"],
             upload=data["file"],

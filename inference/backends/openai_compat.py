@@ -1,24 +1,20 @@
 """Generation from any OpenAI-compatible endpoint: the OpenAI API, `vllm serve`, or another.
 
-The official openai client with its own retries off, as in the judge's endpoint client
-(`inference.judge.endpoint`), whose error sorting (retry / give up / fatal), key redaction and
-shared request and token budgets are reused. This module adds the retry loop (Retry-After
-honoured, exponential back-off otherwise), `/v1/completions` for base models, and concurrency:
-requests run in a thread pool up to the model's `concurrency`, and results are yielded as they
-complete.
+Requests go through the one client (`inference.clients.openai_compat`: error sorting, key
+redaction, the retry loop, shared request and token budgets). This module maps a model's
+settings and the sampling to request bodies (`/v1/chat/completions`, or `/v1/completions` for
+base models) and runs requests on threads up to the model's `concurrency`, yielding results as
+they complete.
 """
 
 import queue
 import random
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import openai
-
-from inference.backends import (
+from inference.backends.base import (
     BackendConfigError,
     GenerationRequest,
     GenerationResult,
@@ -28,17 +24,14 @@ from inference.backends import (
     read_config,
     trim_at_stop,
 )
-from inference.judge.endpoint import (
-    MAX_RETRY_AFTER_SECONDS,
-    CallFailed,
-    ChatReply,
+from inference.clients.openai_compat import (
     MissingApiKey,
-    _failure,
-    api_key_from_env,
-    backoff_delay,
-    redact,
+    OpenAICompatClient,
+    RetryPolicy,
+    StopSignal,
+    client_for,
+    send_with_retries,
 )
-from inference.ratelimit import budget_name, rate_limiter
 
 OPTIONS = {
     "model": Option((str,), hint="the model name the endpoint expects, e.g. gpt-4", check=bool),
@@ -92,91 +85,28 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def load(config: Mapping[str, Any]) -> "OpenAIGenerationBackend":
     options = check_config(config)
     try:
-        api_key = api_key_from_env(options["api_key_env"])
+        client = client_for(
+            base_url=options["base_url"],
+            api_key_env=options["api_key_env"],
+            model=options["model"],
+            timeout=float(options["timeout"]),
+            rpm=options["rpm_limit"],
+            tpm=options["tpm_limit"],
+        )
     except MissingApiKey:
         raise BackendConfigError(
             f"The environment variable {options['api_key_env']} is not set on this worker: set "
             "it to the endpoint's API key (any non-empty value for a server without keys), or "
             "name another variable in 'api_key_env'."
         ) from None
-    return OpenAIGenerationBackend(options, api_key)
-
-
-class Endpoint:
-    """One attempt at `/chat/completions` or `/completions`, failing like the judge's client."""
-
-    def __init__(self, *, kind: str, base_url: str, api_key: str, timeout: float, limiter: Any):
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout
-        )
-        self._chat = kind == "chat"
-        self._secret = api_key
-        self._limiter = limiter
-
-    def complete(self, body: dict, *, estimated_tokens: int) -> ChatReply:
-        self._limiter.acquire(estimated_tokens)
-        used = 0
-        try:
-            started = time.monotonic()
-            # The body is sent as built and the reply read as JSON: the typed `create()` and
-            # its models cost half of the client's time per request at high concurrency.
-            reply = self._client.post(
-                "/chat/completions" if self._chat else "/completions", body=body, cast_to=dict
-            )
-            choices = reply.get("choices") if isinstance(reply, dict) else None
-            if not choices or not isinstance(choices[0], dict):
-                raise CallFailed("malformed response: no choices", retry=True)
-            choice = choices[0]
-            message = choice.get("message") or {}
-            text = message.get("content") if self._chat else choice.get("text")
-            refusal = message.get("refusal") or ""
-            if not isinstance(text, str) and not refusal:
-                raise CallFailed("malformed response: the choice has no text", retry=True)
-            usage = reply.get("usage") or {}
-            prompt_tokens = int(usage.get("prompt_tokens") or 0)
-            completion_tokens = int(usage.get("completion_tokens") or 0)
-            used = prompt_tokens + completion_tokens
-            return ChatReply(
-                text=redact(text or "", self._secret),
-                refusal=redact(refusal, self._secret),
-                model=reply.get("model") or "",
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                finish_reason=choice.get("finish_reason") or "",
-                latency_seconds=time.monotonic() - started,
-            )
-        except openai.APIError as error:
-            raise _failure(error, self._secret) from None
-        except ValueError as error:
-            # The client could not parse the body (a proxy's error page, a cut connection).
-            message = redact(f"malformed response: {error}", self._secret)
-            raise CallFailed(message, retry=True) from None
-        finally:
-            self._limiter.settle(estimated_tokens, used)
+    return OpenAIGenerationBackend(options, client)
 
 
 class OpenAIGenerationBackend:
-    def __init__(self, options: dict[str, Any], api_key: str):
+    def __init__(self, options: dict[str, Any], client: OpenAICompatClient):
         self.options = options
-        limiter = rate_limiter(
-            name=budget_name(
-                base_url=options["base_url"],
-                api_key_env=options["api_key_env"],
-                model=options["model"],
-            ),
-            rpm=options["rpm_limit"],
-            tpm=options["tpm_limit"],
-        )
-        self._endpoint_settings = {
-            "kind": options["endpoint"],
-            "base_url": options["base_url"],
-            "api_key": api_key,
-            "limiter": limiter,
-            "timeout": float(options["timeout"]),
-        }
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        self.stop_event = threading.Event()
-        self.stop_reason = ""
+        self.client = client
+        self.stop = StopSignal()
         self.rng = random.Random()
 
     def describe(self, sampling: SamplingSettings) -> dict[str, Any]:
@@ -221,18 +151,6 @@ class OpenAIGenerationBackend:
             body["prompt"] = plain_prompt(request.messages, self.options["prompt_format"])
         return body
 
-    def _attempt(self, body: dict[str, Any], estimated_tokens: int) -> ChatReply:
-        # One client per request in flight, reused: a shared client's connection pool is
-        # scanned and locked on every request, which at 64 in flight costs more than the call.
-        try:
-            endpoint = self._idle.get_nowait()
-        except queue.Empty:
-            endpoint = Endpoint(**self._endpoint_settings)
-        try:
-            return endpoint.complete(body, estimated_tokens=estimated_tokens)
-        finally:
-            self._idle.put(endpoint)
-
     def complete(self, request: GenerationRequest, sampling: SamplingSettings) -> GenerationResult:
         """One request with retries; never raises: a failure comes back with its error."""
         try:
@@ -240,29 +158,25 @@ class OpenAIGenerationBackend:
         except ValueError as error:
             return GenerationResult(request.key, error=f"Could not format the prompt: {error}")
         estimated = sampling.max_tokens + sum(len(m["content"]) // 4 for m in request.messages)
-        attempts = 0
-        while True:
-            if self.stop_event.is_set():
-                return GenerationResult(request.key, error=self.stop_reason, attempts=attempts)
-            attempts += 1
-            try:
-                reply = self._attempt(body, estimated)
-                break
-            except CallFailed as failure:
-                if failure.fatal:
-                    self.stop_reason = f"not sent: an earlier request failed: {failure}"
-                    self.stop_event.set()
-                if not failure.retry or attempts >= self.options["max_attempts"]:
-                    suffix = f" (gave up after {attempts} attempts)" if failure.retry else ""
-                    return GenerationResult(
-                        request.key, error=f"{failure}{suffix}", attempts=attempts
-                    )
-                delay = failure.delay
-                if delay is None:
-                    delay = backoff_delay(
-                        attempts, rng=self.rng, base=float(self.options["backoff_seconds"])
-                    )
-                time.sleep(min(delay, MAX_RETRY_AFTER_SECONDS))
+        chat = self.options["endpoint"] == "chat"
+        sent = send_with_retries(
+            lambda: self.client.complete(body, estimated_tokens=estimated, chat=chat),
+            policy=RetryPolicy(
+                self.options["max_attempts"],
+                rng=self.rng,
+                backoff_base=float(self.options["backoff_seconds"]),
+            ),
+            stop=self.stop,
+        )
+        if sent.reply is None:
+            if sent.failure is None:
+                error = f"not sent: {self.stop.reason}"
+            elif sent.failure.retry and sent.attempts >= self.options["max_attempts"]:
+                error = f"{sent.failure} (gave up after {sent.attempts} attempts)"
+            else:
+                error = str(sent.failure)
+            return GenerationResult(request.key, error=error, attempts=sent.attempts)
+        reply, attempts = sent.reply, sent.attempts
         text, stopped = trim_at_stop(reply.text, sampling.stop)
         if not text.strip():
             reason = reply.refusal or f"finish_reason={reply.finish_reason!r}"
@@ -282,8 +196,7 @@ class OpenAIGenerationBackend:
     def generate(
         self, requests: Sequence[GenerationRequest], sampling: SamplingSettings
     ) -> Iterator[GenerationResult]:
-        self.stop_event.clear()
-        self.stop_reason = ""
+        self.stop = StopSignal()
         waiting = deque(requests)
         results: queue.SimpleQueue[GenerationResult] = queue.SimpleQueue()
         # A request is sent only when a result before it has been taken: at most `concurrency`
@@ -317,8 +230,7 @@ class OpenAIGenerationBackend:
         finally:
             # A consumer that stopped early (a cancelled run) gets nothing more sent; the
             # requests in flight end at their next attempt.
-            self.stop_reason = self.stop_reason or "cancelled"
-            self.stop_event.set()
+            self.stop.set("cancelled")
             waiting.clear()
             for _ in threads:
                 slots.release()

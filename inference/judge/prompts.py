@@ -285,3 +285,21 @@ DEFAULT_TEMPLATE = {
     "helpfulness_1_6": "lima-helpfulness-v1",
     "fail_pass_excellent": "lima-fail-pass-excellent-v1",
 }
+
+
+class JudgeInvalid(ValueError):
+    """The judge cannot be created or used as asked; the message says what to change."""
+
+
+def template_for(version: str, mode: str) -> Template:
+    """The template of that version, checked to be one for the judge's mode."""
+    template = TEMPLATES.get(version)
+    if template is None:
+        raise JudgeInvalid(
+            f"Unknown template version {version!r}; known: {', '.join(sorted(TEMPLATES))}."
+        )
+    if template.mode != mode:
+        raise JudgeInvalid(
+            f"Template {template.version!r} is for mode {template.mode!r}, not {mode!r}."
+        )
+    return template

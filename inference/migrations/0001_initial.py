@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import inference.models
+import annotation.validators
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(help_text='Also the annotator name in reports.', max_length=200)),
                 ('base_url', models.CharField(default='https://api.openai.com/v1', max_length=500)),
                 ('model', models.CharField(default='gpt-4', max_length=200)),
-                ('api_key_env', models.CharField(default='OPENAI_API_KEY', help_text='Name of the environment variable holding the API key on the workers.', max_length=100, validators=[django.core.validators.RegexValidator('^[A-Za-z_][A-Za-z0-9_]*$', 'An environment variable name: letters, digits and _.'), inference.models.not_a_key])),
+                ('api_key_env', models.CharField(default='OPENAI_API_KEY', help_text='Name of the environment variable holding the API key on the workers.', max_length=100, validators=[django.core.validators.RegexValidator('^[A-Za-z_][A-Za-z0-9_]*$', 'An environment variable name: letters, digits and _.'), annotation.validators.not_a_key])),
                 ('mode', models.CharField(choices=[('pairwise', 'Pairwise (A better / B better / neither)'), ('helpfulness_1_6', 'Helpfulness 1-6 per response'), ('fail_pass_excellent', 'Fail / Pass / Excellent per response')], default='pairwise', max_length=24)),
                 ('template_version', models.CharField(max_length=50)),
                 ('structured_output', models.BooleanField(default=False, help_text='Ask for the verdict as a JSON-schema field (response_format); falls back to the text verdict if the endpoint refuses it.')),

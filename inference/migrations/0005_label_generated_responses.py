@@ -13,7 +13,7 @@ BATCH_SIZE = 1000
 
 
 def label_generated(apps, schema_editor):
-    from inference.backends import BackendConfigError, SamplingSettings, settings_key
+    from inference.backends.base import BackendConfigError, SamplingSettings, settings_key
 
     Response = apps.get_model("annotation", "Response")
     Round = apps.get_model("annotation", "Round")

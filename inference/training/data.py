@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from annotation.records import ImportFailed, read_text
+from annotation.imports.records import ImportFailed, read_text
 
 # Problems listed in one message; the count of the rest is given.
 PROBLEMS_SHOWN = 50

@@ -3,8 +3,8 @@ epochs 5 to 10 answers a dev set, a judge rates every answer for helpfulness (1 
 checkpoint with the best mean is chosen.
 
 No database here: answers come from the generation backends (vLLM on a GPU, transformers
-elsewhere), ratings from an OpenAI-compatible endpoint through the judge's client and retry
-loop, with the judge's versioned helpfulness template.
+elsewhere), ratings from an OpenAI-compatible endpoint through the one OpenAI-compatible
+client and retry loop, with the judge's versioned helpfulness template.
 """
 
 import importlib.util
@@ -15,16 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference.backends import (
+from inference.backends.base import (
     GenerationRequest,
     SamplingSettings,
     backend_load,
     messages_for,
     prompt_seed,
 )
-from inference.judge.endpoint import ChatEndpoint
+from inference.clients.openai_compat import OpenAICompatClient, RetryPolicy, StopSignal
+from inference.judge.calls import CallJob, RequestSettings, StructuredSwitch, ask
 from inference.judge.prompts import Template
-from inference.judge.runner import CallJob, RequestSettings, StopSignal, StructuredSwitch, ask
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def answer_dev_set(
 class HelpfulnessJudge:
     """The judge's endpoint and template, rating one answer at a time."""
 
-    endpoint: ChatEndpoint
+    client: OpenAICompatClient
     template: Template
     model: str
     temperature: float
@@ -137,12 +137,11 @@ class HelpfulnessJudge:
             question, answer = items[index]
             outcome = ask(
                 CallJob(index, {"question": question, "answer": answer}),
-                endpoint=self.endpoint,
+                client=self.client,
                 settings=settings,
                 structured=structured,
                 stop=stop,
-                max_attempts=self.max_attempts,
-                rng=random.Random(rng.random()),
+                policy=RetryPolicy(self.max_attempts, rng=random.Random(rng.random())),
             )
             if outcome.status == "done":
                 return int(outcome.verdict), ""

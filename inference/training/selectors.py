@@ -2,21 +2,25 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from annotation.selectors import projects_for_user
-from inference.models import TrainingRun, TrainingSet
+from annotation.selectors import visible_to
+from inference.training.data import Example
+from inference.training.models import TrainingExample, TrainingRun, TrainingSet
 
 
-def training_runs_for_user(user) -> QuerySet[TrainingRun]:
-    return TrainingRun.objects.filter(project__in=projects_for_user(user)).select_related(
+def training_runs_for_user(user: AbstractBaseUser) -> QuerySet[TrainingRun]:
+    return visible_to(user, TrainingRun.objects.all()).select_related(
         "project", "training_set", "dev_set", "judge", "registered_model"
     )
 
 
-def training_sets_for_user(user) -> QuerySet[TrainingSet]:
-    return TrainingSet.objects.filter(project__in=projects_for_user(user)).select_related("project")
+def training_sets_for_user(user: AbstractBaseUser) -> QuerySet[TrainingSet]:
+    return visible_to(user, TrainingSet.objects.all()).select_related("project")
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,13 @@ def loss_curve(run: TrainingRun, width: int = 600, height: int = 120) -> str:
         f"{width * (s - first) / (last - first):.1f},{height * (1 - (v - low) / span):.1f}"
         for s, v in zip(steps, losses, strict=True)
     )
+
+
+def training_dir() -> Path:
+    return Path(getattr(settings, "TRAINING_DIR", settings.VAR_DIR / "training"))
+
+
+def training_examples(training_set_id: int) -> list[Example]:
+    """The set's examples in file order, as the trainer reads them."""
+    rows = TrainingExample.objects.filter(training_set_id=training_set_id).order_by("line")
+    return [Example(row.line, tuple(row.conversations), row.source) for row in rows]

@@ -1,19 +1,28 @@
-"""The training task: thin, it takes a run's id and calls the service.
+"""The training task: thin, it takes a run's id and calls the worker.
 
 On the `train` queue, one run at a time per worker (see docker-compose.yml). Late
 acknowledgement: a task whose worker died is delivered again and continues from the run's last
 checkpoint. A delivery that finds another live worker on the run waits and looks again.
 """
 
+from typing import Any
+
 from celery import shared_task
 
-from inference.training import services
+from inference.runs import STALE_AFTER
+from inference.training.worker import TrainingBusy, training_run_execute
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=100)
-def train_model(self, run_id: int) -> str:
+@shared_task(
+    name="inference.training.tasks.train_model",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=100,
+)
+def train_model(self: Any, run_id: int) -> str:
     try:
-        run = services.training_run_execute(run_id=run_id)
-    except services.TrainingBusy as busy:
-        raise self.retry(countdown=services.HEARTBEAT_STALE.total_seconds(), exc=busy) from None
+        run = training_run_execute(run_id=run_id)
+    except TrainingBusy as busy:
+        raise self.retry(countdown=STALE_AFTER.total_seconds(), exc=busy) from None
     return f"{run.status}: {run.message}" if run.message else run.status

@@ -1,25 +1,17 @@
-"""Training pages and API: upload a training set, launch a run, watch it, cancel or resume it."""
+"""Training pages: upload a training set, launch a run, watch it, cancel or resume it."""
 
 import json
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
-from rest_framework.parsers import MultiPartParser
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotation.models import Project, PromptSet
 from annotation.selectors import projects_for_user
-from inference.forms import parse_json_object
-from inference.models import Judge, TrainingRun, TrainingSet
 from inference.training.data import TrainingDataInvalid
+from inference.training.forms import LaunchForm, UploadForm
+from inference.training.models import TrainingRun
 from inference.training.recipe import Recipe
 from inference.training.selectors import (
     loss_curve,
@@ -34,58 +26,6 @@ from inference.training.services import (
     training_run_resume,
     training_set_upload,
 )
-
-# ---------------------------------------------------------------- pages
-
-
-class UploadForm(forms.Form):
-    project = forms.ModelChoiceField(queryset=Project.objects.none())
-    name = forms.CharField(max_length=200)
-    file = forms.FileField(help_text="JSON Lines: {conversations, source} or {prompt, response}.")
-    tokenizer = forms.CharField(
-        max_length=500,
-        required=False,
-        help_text="A tokenizer folder or hub id on the web server for exact token lengths; "
-        "empty: estimated (about 4 characters a token).",
-    )
-
-    def __init__(self, *args, projects, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
-
-
-class LaunchForm(forms.Form):
-    project = forms.ModelChoiceField(queryset=Project.objects.none())
-    name = forms.CharField(max_length=200, help_text="Also the name of the model registered.")
-    training_set = forms.ModelChoiceField(queryset=TrainingSet.objects.none())
-    base_model = forms.CharField(
-        max_length=500, help_text="A checkpoint folder on the training worker, or a hub id."
-    )
-    dev_set = forms.ModelChoiceField(
-        queryset=PromptSet.objects.none(), help_text="Prompts for checkpoint selection."
-    )
-    judge = forms.ModelChoiceField(
-        queryset=Judge.objects.none(), help_text="A judge in mode helpfulness 1-6."
-    )
-    recipe = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text='Overrides of the LIMA recipe as JSON, e.g. {"epochs": 10, '
-        '"residual_dropout": 0.2}; empty: the paper\'s settings.',
-    )
-
-    def __init__(self, *args, projects, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
-        self.fields["training_set"].queryset = TrainingSet.objects.filter(project__in=projects)
-        self.fields["dev_set"].queryset = PromptSet.objects.filter(project__in=projects)
-        self.fields["judge"].queryset = Judge.objects.filter(
-            project__in=projects, mode=Judge.Mode.HELPFULNESS
-        )
-
-    def clean_recipe(self) -> dict:
-        text = self.cleaned_data["recipe"].strip()
-        return parse_json_object(text) if text else {}
 
 
 @login_required
@@ -182,196 +122,3 @@ def training_run_resume_view(request: HttpRequest, run_id: int) -> HttpResponse:
     else:
         messages.success(request, "Queued again: it continues from its last checkpoint.")
     return redirect("training-run", run_id=run.pk)
-
-
-# ---------------------------------------------------------------- API
-
-
-class CheckpointScoreSerializer(serializers.Serializer):
-    epoch = serializers.IntegerField()
-    step = serializers.IntegerField()
-    path = serializers.CharField()
-    mean_score = serializers.FloatField(allow_null=True)
-    scored = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    chosen = serializers.BooleanField()
-
-
-class TrainingRunSerializer(serializers.ModelSerializer):
-    training_set = serializers.CharField(source="training_set.name")
-    dev_set = serializers.CharField(source="dev_set.name")
-    judge = serializers.CharField(source="judge.name")
-    project = serializers.CharField(source="project.name")
-    progress = serializers.SerializerMethodField()
-    scores = CheckpointScoreSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = TrainingRun
-        fields = [
-            "id",
-            "project",
-            "name",
-            "status",
-            "message",
-            "base_model",
-            "training_set",
-            "dev_set",
-            "judge",
-            "recipe",
-            "plan",
-            "progress",
-            "scores",
-            "chosen_checkpoint",
-            "registered_model",
-            "output_dir",
-            "created_at",
-            "started_at",
-            "finished_at",
-        ]
-
-    def get_progress(self, run: TrainingRun) -> dict:
-        progress = run_progress(run)
-        return {
-            "epoch": progress.epoch,
-            "step": progress.step,
-            "max_steps": progress.max_steps,
-            "loss": progress.loss,
-            "learning_rate": progress.learning_rate,
-            "tokens_per_second": progress.tokens_per_second,
-            "eta_seconds": progress.eta_seconds,
-            "selection": {"done": progress.selection_done, "total": progress.selection_total},
-            "history": (run.progress or {}).get("history", []),
-        }
-
-
-class LaunchInputSerializer(serializers.Serializer):
-    project = serializers.CharField()
-    name = serializers.CharField()
-    training_set = serializers.CharField(help_text="The training set's name in the project.")
-    base_model = serializers.CharField()
-    dev_set = serializers.CharField(help_text="The name of a prompt set in the project.")
-    judge = serializers.CharField(help_text="The name of a helpfulness judge in the project.")
-    recipe = serializers.DictField(required=False, help_text="Overrides of the LIMA recipe.")
-
-
-def _in_project(model, project: Project, name: str, label: str):
-    found = model.objects.filter(project=project, name=name).first()
-    if found is None:
-        raise serializers.ValidationError({label: f"No {label} named {name!r}."})
-    return found
-
-
-def _member_project(request: Request, name: str) -> Project:
-    project = projects_for_user(request.user).filter(name=name).first()
-    if project is None:
-        raise serializers.ValidationError({"project": "No such project of yours."})
-    return project
-
-
-class TrainingRunsAPI(APIView):
-    """Training runs: list (GET) and launch (POST), with the LIMA recipe as defaults."""
-
-    @extend_schema(responses=TrainingRunSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        runs = training_runs_for_user(request.user).prefetch_related("scores")[:100]
-        return Response(TrainingRunSerializer(runs, many=True).data)
-
-    @extend_schema(request=LaunchInputSerializer, responses={202: TrainingRunSerializer})
-    def post(self, request: Request) -> Response:
-        params = LaunchInputSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
-        project = _member_project(request, data["project"])
-        try:
-            run = training_run_launch(
-                project=project,
-                name=data["name"],
-                training_set=_in_project(
-                    TrainingSet, project, data["training_set"], "training_set"
-                ),
-                base_model=data["base_model"],
-                dev_set=_in_project(PromptSet, project, data["dev_set"], "dev_set"),
-                judge=_in_project(Judge, project, data["judge"], "judge"),
-                recipe=data.get("recipe") or {},
-                user=request.user,
-            )
-        except TrainingRejected as problem:
-            raise serializers.ValidationError({"detail": str(problem)}) from None
-        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-
-
-class TrainingRunAPI(APIView):
-    @extend_schema(responses=TrainingRunSerializer)
-    def get(self, request: Request, run_id: int) -> Response:
-        run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
-        return Response(TrainingRunSerializer(run).data)
-
-
-class TrainingRunCancelAPI(APIView):
-    @extend_schema(request=None, responses=TrainingRunSerializer)
-    def post(self, request: Request, run_id: int) -> Response:
-        run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
-        return Response(TrainingRunSerializer(training_run_cancel(run=run)).data)
-
-
-class TrainingRunResumeAPI(APIView):
-    @extend_schema(request=None, responses={202: TrainingRunSerializer})
-    def post(self, request: Request, run_id: int) -> Response:
-        run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
-        try:
-            run = training_run_resume(run=run)
-        except TrainingRejected as problem:
-            raise serializers.ValidationError({"detail": str(problem)}) from None
-        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-
-
-class TrainingSetSerializer(serializers.ModelSerializer):
-    project = serializers.CharField(source="project.name")
-
-    class Meta:
-        model = TrainingSet
-        fields = ["id", "project", "name", "original_name", "stats", "created_at"]
-
-
-class UploadInputSerializer(serializers.Serializer):
-    project = serializers.CharField()
-    name = serializers.CharField()
-    file = serializers.FileField()
-    tokenizer = serializers.CharField(required=False, allow_blank=True)
-    max_length = serializers.IntegerField(required=False, min_value=8)
-
-
-class TrainingSetsAPI(APIView):
-    """Training sets: list (GET) and upload a JSON Lines file (POST, multipart)."""
-
-    parser_classes = [MultiPartParser]
-
-    @extend_schema(responses=TrainingSetSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        sets = training_sets_for_user(request.user)[:100]
-        return Response(TrainingSetSerializer(sets, many=True).data)
-
-    @extend_schema(request=UploadInputSerializer, responses={201: TrainingSetSerializer})
-    def post(self, request: Request) -> Response:
-        params = UploadInputSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
-        project = _member_project(request, data["project"])
-        try:
-            training_set = training_set_upload(
-                project=project,
-                name=data["name"],
-                raw=data["file"].read(),
-                file_name=data["file"].name,
-                tokenizer=data.get("tokenizer", ""),
-                max_length=data.get("max_length", 2048),
-                user=request.user,
-            )
-        except TrainingDataInvalid as invalid:
-            lines = [{"line": line, "problem": problem} for line, problem in invalid.problems]
-            return Response(
-                {"detail": str(invalid), "lines": lines}, status=status.HTTP_400_BAD_REQUEST
-            )
-        except TrainingRejected as problem:
-            raise serializers.ValidationError({"detail": str(problem)}) from None
-        return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_201_CREATED)

@@ -8,7 +8,7 @@ import pytest
 
 from annotation.models import Annotation, Annotator, LanguageModel, Project, Prompt, PromptSet
 from annotation.models import Response as ModelResponse
-from annotation.services import round_create
+from annotation.services.rounds import round_create
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect

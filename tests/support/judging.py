@@ -2,8 +2,9 @@
 
 import hashlib
 
+from inference.judge.services import judge_create, judge_run_attach
+from inference.judge.worker import judge_run_execute
 from inference.models import Judge, JudgeRun
-from inference.services import judge_create, judge_run_attach, judge_run_execute
 from tests.support.openai_server import Recorded, Reply, ScriptedOpenAI, verdict
 
 # Shaped like an OpenAI key, so that any leak would also be caught by its pattern.

@@ -2,7 +2,7 @@
 
 from django.core.management.base import OutputWrapper
 
-from annotation.imports import Progress
+from annotation.imports.records import Progress
 
 # Below this many rows an import is quick enough that a progress line is only noise.
 PROGRESS_MIN_ROWS = 5000

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.links import crowd_link
 from annotation.models import LanguageModel, Project, PromptSet
-from annotation.services import RoundInvalid, round_create
+from annotation.services.rounds import RoundInvalid, round_create
 
 
 def _count(value: str) -> int:

@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.imports import alpaca_eval_import
+from annotation.imports.alpaca_eval import alpaca_eval_import
+from annotation.imports.records import ImportFailed, load_file
 from annotation.links import crowd_link
 from annotation.management.commands._progress import progress_line
 from annotation.models import Project
-from annotation.records import ImportFailed, load_file
-from annotation.services import RoundInvalid
+from annotation.services.rounds import RoundInvalid
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.imports import prompts_import
+from annotation.imports.prompts import prompts_import
+from annotation.imports.records import ImportFailed, load_file
 from annotation.management.commands._progress import progress_line
 from annotation.models import Project
-from annotation.records import ImportFailed, load_file
 
 
 class Command(BaseCommand):

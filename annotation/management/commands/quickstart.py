@@ -8,10 +8,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from annotation.demo import DEMO_BASELINE, DEMO_CANDIDATE, DEMO_PROMPTS
-from annotation.imports import prompts_import, responses_import
+from annotation.imports.prompts import prompts_import
+from annotation.imports.responses import responses_import
 from annotation.links import crowd_link
 from annotation.models import LanguageModel, Project, PromptSet, Round
-from annotation.services import round_create
+from annotation.services.rounds import round_create
 
 DEMO_ROUND = "Demo: demo-candidate vs demo-baseline"
 

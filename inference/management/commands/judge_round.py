@@ -3,8 +3,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project, Round
-from inference import selectors, services
-from inference.models import DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, Judge, JudgeRun
+from inference.judge import selectors, services, worker
+from inference.judge.models import DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, Judge, JudgeRun
+from inference.judge.prompts import JudgeInvalid
 
 # How often --wait prints progress while another worker runs the judge.
 POLL_SECONDS = 2.0
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             return
         run = services.judge_run_attach(round_=round_, judge=judge)
         self._shown_at = 0.0
-        run = services.judge_run_execute(run_id=run.pk, progress=self._show)
+        run = worker.judge_run_execute(run_id=run.pk, progress=self._show)
         while run.status == JudgeRun.Status.RUNNING:
             # Another worker holds the run: follow its progress instead.
             self._show(run)
@@ -64,7 +65,7 @@ class Command(BaseCommand):
             judge, created = services.judge_get_or_create(
                 project=project, name=options["judge"], **settings
             )
-        except services.JudgeInvalid as invalid:
+        except JudgeInvalid as invalid:
             raise CommandError(str(invalid)) from invalid
         if created:
             self.stdout.write(f"Created judge {judge.name!r}: {judge.model} at {judge.base_url}")

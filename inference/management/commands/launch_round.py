@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.links import crowd_link
 from annotation.models import Round
-from inference.generation import GenerationInvalid, generation_launch, generation_progress
+from inference.generation.selectors import generation_progress
+from inference.generation.services import GenerationInvalid, generation_launch
 from inference.models import GenerationRun
 
 POLL_SECONDS = 1.0

@@ -3,8 +3,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import LanguageModel, Project
-from inference.backends import BACKENDS
-from inference.generation import GenerationInvalid, model_register
+from inference.backends.base import BACKENDS
+from inference.generation.services import GenerationInvalid, model_register
 
 
 class Command(BaseCommand):

@@ -4,18 +4,18 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project, PromptSet
+from inference.judge.prompts import JudgeInvalid
+from inference.judge.services import judge_create
 from inference.models import Judge, TrainingRun, TrainingSet
-from inference.services import JudgeInvalid, judge_create
 from inference.training.recipe import Recipe
 from inference.training.selectors import run_progress
 from inference.training.services import (
     TrainingRejected,
     training_run_cancel,
-    training_run_execute,
     training_run_launch,
     training_run_resume,
-    training_run_train_process,
 )
+from inference.training.worker import training_run_execute, training_run_train_process
 
 POLL_SECONDS = 2.0
 

@@ -13,7 +13,7 @@ from annotation.models import Annotation, Annotator, Item, Round
 from annotation.reports.build import leaderboard
 from annotation.reports.frames import project_battles
 from annotation.reports.selectors import round_report
-from annotation.services import round_create
+from annotation.services.rounds import round_create
 from tests.factories import (
     make_model_with_responses,
     make_project,

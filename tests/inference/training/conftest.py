@@ -1,6 +1,6 @@
 import pytest
 
-from inference.services import judge_create
+from inference.judge.services import judge_create
 from inference.training.services import training_set_upload
 from tests.factories import make_project, make_prompt_set, make_user
 from tests.support.judging import API_KEY, KEY_ENV

@@ -8,12 +8,9 @@ import pytest
 from django.db import connection
 
 from inference.models import TrainingRun
-from inference.training.services import (
-    accelerate_command,
-    training_run_execute,
-    training_run_launch,
-)
+from inference.training.services import training_run_launch
 from inference.training.trainer import TrainingPlan
+from inference.training.worker import accelerate_command, training_run_execute
 from tests.support.training import FAST
 
 pytestmark = pytest.mark.django_db(transaction=True)

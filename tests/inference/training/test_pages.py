@@ -10,7 +10,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from inference.models import TrainingRun, TrainingSet
-from inference.training.services import training_run_execute, training_run_launch
+from inference.training.services import training_run_launch
+from inference.training.worker import training_run_execute
 from tests.support.training import FAST, jsonl
 
 pytestmark = pytest.mark.django_db

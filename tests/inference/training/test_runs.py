@@ -3,17 +3,17 @@
 import pytest
 
 from annotation.models import LanguageModel
-from inference.backends import GenerationRequest, SamplingSettings, backend_load, messages_for
+from inference.backends.base import GenerationRequest, SamplingSettings, backend_load, messages_for
+from inference.judge.services import judge_create
 from inference.models import CheckpointScore, TrainingRun
-from inference.services import judge_create
-from inference.training import services, trainer
+from inference.training import trainer, worker
 from inference.training.services import (
     TrainingRejected,
     training_run_cancel,
-    training_run_execute,
     training_run_launch,
     training_run_resume,
 )
+from inference.training.worker import training_run_execute
 from tests.factories import make_prompt_set
 from tests.support.judging import KEY_ENV
 from tests.support.openai_server import Reply
@@ -161,15 +161,15 @@ def test_a_launch_is_refused_for_an_empty_dev_set_a_wrong_judge_or_a_taken_name(
 
 def test_a_cancelled_run_stops_with_a_checkpoint_and_resumes_from_it(lab, base_model, monkeypatch):
     monkeypatch.setattr(trainer, "STOP_CHECK_SECONDS", 0)
-    monkeypatch.setattr(services, "PROGRESS_EVERY_SECONDS", 0)
-    report = services._Reporter.__call__
+    monkeypatch.setattr(worker, "PROGRESS_EVERY_SECONDS", 0)
+    report = worker._Reporter.__call__
 
     def cancel_after_first_step(self, progress):
         report(self, progress)
         if progress.step == 1:
             training_run_cancel(run=TrainingRun.objects.get(pk=self.run_id))
 
-    monkeypatch.setattr(services._Reporter, "__call__", cancel_after_first_step)
+    monkeypatch.setattr(worker._Reporter, "__call__", cancel_after_first_step)
     run = launch(lab, base_model, epochs=3, select_from_epoch=3, select_to_epoch=3)
 
     run = training_run_execute(run_id=run.pk)
@@ -179,7 +179,7 @@ def test_a_cancelled_run_stops_with_a_checkpoint_and_resumes_from_it(lab, base_m
     assert trainer.last_checkpoint(run.output_dir).step == 2
     assert not run.scores.exists()
 
-    monkeypatch.setattr(services._Reporter, "__call__", report)
+    monkeypatch.setattr(worker._Reporter, "__call__", report)
     run = training_run_execute(run_id=training_run_resume(run=run).pk)
 
     assert run.status == Status.DONE, run.message
@@ -204,7 +204,7 @@ def test_a_second_delivery_leaves_a_live_run_alone(lab, base_model):
         status=Status.RUNNING, worker="other:1", heartbeat_at=timezone.now()
     )
 
-    with pytest.raises(services.TrainingBusy):
+    with pytest.raises(worker.TrainingBusy):
         training_run_execute(run_id=run.pk)
     assert TrainingRun.objects.get(pk=run.pk).worker == "other:1"
 

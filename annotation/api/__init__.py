@@ -1,0 +1,1 @@
+"""The REST API for researchers, one module per resource; `annotation.api_urls` routes them."""

@@ -1,0 +1,32 @@
+"""Projects: the user's own, and new ones with the user as their first member."""
+
+from django.db import transaction
+from django.db.models import QuerySet
+from rest_framework import mixins, serializers, viewsets
+
+from annotation import selectors
+from annotation.models import Project
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "created_at"]
+
+
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    lookup_value_converter = "int"
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return selectors.projects_for_user(self.request.user).order_by("name")
+
+    @transaction.atomic
+    def perform_create(self, serializer: ProjectSerializer) -> None:
+        project = serializer.save()
+        project.members.add(self.request.user)

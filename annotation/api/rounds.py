@@ -1,0 +1,139 @@
+"""Comparison rounds: create, list with progress, and the report summary."""
+
+from collections.abc import Sequence
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotation import selectors
+from annotation.api.common import (
+    InProject,
+    ProjectFilter,
+    filtered,
+)
+from annotation.links import crowd_link
+from annotation.models import (
+    LanguageModel,
+    Project,
+    PromptSet,
+    Round,
+)
+from annotation.reports.selectors import round_report
+from annotation.services.rounds import RoundInvalid, round_create
+
+
+class RoundInputSerializer(serializers.Serializer):
+    project = InProject(queryset=Project.objects.all(), via="")
+    prompt_set = InProject(queryset=PromptSet.objects.all(), via="project")
+    candidate = InProject(queryset=LanguageModel.objects.all(), via="project")
+    baselines = InProject(queryset=LanguageModel.objects.all(), via="project", many=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    annotators_per_item = serializers.IntegerField(required=False, min_value=0)
+    shared_items = serializers.IntegerField(required=False, min_value=0)
+    items_per_worker = serializers.IntegerField(required=False, min_value=0)
+    lease_seconds = serializers.IntegerField(required=False, min_value=0)
+    seed = serializers.IntegerField(required=False, min_value=-(2**63), max_value=2**63 - 1)
+
+
+class BaselineProgressSerializer(serializers.Serializer):
+    baseline = serializers.CharField(help_text="The baseline's name.")
+    items = serializers.IntegerField()
+    annotations_collected = serializers.IntegerField(
+        source="collected",
+        help_text="Crowd annotations, counting at most annotators_per_item per item.",
+    )
+    annotations_needed = serializers.IntegerField(source="needed")
+
+
+class RoundOutputSerializer(serializers.ModelSerializer):
+    """A round with its crowd link and progress; `progress` in the context maps round ids
+    to selectors.rounds_progress entries, read for a whole page at once."""
+
+    crowd_link = serializers.SerializerMethodField()
+    item_count = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Round
+        fields = [
+            "id",
+            "project",
+            "name",
+            "prompt_set",
+            "candidate",
+            "baselines",
+            "annotators_per_item",
+            "shared_items",
+            "items_per_worker",
+            "lease_seconds",
+            "seed",
+            "crowd_link",
+            "completion_code",
+            "item_count",
+            "progress",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_crowd_link(self, round_: Round) -> str:
+        return crowd_link(round_)
+
+    def get_item_count(self, round_: Round) -> int:
+        return sum(entry.items for entry in self.context["progress"][round_.pk])
+
+    @extend_schema_field(BaselineProgressSerializer(many=True))
+    def get_progress(self, round_: Round) -> list[dict]:
+        return BaselineProgressSerializer(self.context["progress"][round_.pk], many=True).data
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[ProjectFilter]),
+    create=extend_schema(request=RoundInputSerializer, responses={201: RoundOutputSerializer}),
+)
+class RoundViewSet(viewsets.GenericViewSet):
+    lookup_value_converter = "int"
+    serializer_class = RoundOutputSerializer
+
+    def get_queryset(self) -> QuerySet[Round]:
+        return selectors.rounds_for_user(self.request.user).order_by("-created_at", "-id")
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        return filtered(queryset, self.request, ProjectFilter)
+
+    def _output(self, rounds: Sequence[Round]) -> list[dict]:
+        context = {**self.get_serializer_context(), "progress": selectors.rounds_progress(rounds)}
+        return RoundOutputSerializer(rounds, many=True, context=context).data
+
+    def list(self, request: Request) -> Response:
+        rounds = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self._output(rounds))
+
+    def retrieve(self, request: Request, pk: int) -> Response:
+        return Response(self._output([self.get_object()])[0])
+
+    def create(self, request: Request) -> Response:
+        params = RoundInputSerializer(data=request.data, context={"request": request})
+        params.is_valid(raise_exception=True)
+        try:
+            round_ = round_create(**params.validated_data)
+        except RoundInvalid as error:
+            raise serializers.ValidationError({"detail": str(error)}) from None
+        round_ = self.get_queryset().get(pk=round_.pk)
+        return Response(self._output([round_])[0], status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description=(
+            "The round's report summary, as summary.json of `manage.py report`: {round, "
+            "groups: {GROUP: {BASELINE: {wins, ties, losses, n, win_rate, ci95}}}, agreement: "
+            "[{a, b, items, pairs, agreement, ci95}]}. Win rates and agreement in percent."
+        ),
+    )
+    @action(detail=True)
+    def report(self, request: Request, pk: int) -> Response:
+        return Response(round_report(self.get_object()).summary())

@@ -1,0 +1,118 @@
+"""Importing prompt sets: plain `{id?, prompt}` records or LIMA `{conversations, source}`."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from annotation.imports.records import (
+    ImportFailed,
+    ImportSummary,
+    Progress,
+    Record,
+    bulk_create_batched,
+    no_progress,
+    optional_id,
+    read_records,
+    required_text,
+)
+from annotation.models import (
+    Project,
+    Prompt,
+    PromptSet,
+)
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    line: int
+    external_id: str | None
+    text: str
+    extra: dict
+
+
+def parse_prompt(record: Record, file: str) -> ParsedPrompt:
+    data = record.data
+    external_id = optional_id(record, "id", file)
+    if "conversations" in data:
+        conversations = data["conversations"]
+        if not isinstance(conversations, list) or not conversations:
+            raise ImportFailed(
+                file, "expected a non-empty list of turns", line=record.line, field="conversations"
+            )
+        for index, turn in enumerate(conversations):
+            if not isinstance(turn, str) or not turn.strip():
+                raise ImportFailed(
+                    file,
+                    f"turn {index} must be non-empty text",
+                    line=record.line,
+                    field="conversations",
+                )
+        extra = {"conversations": conversations[1:]} if len(conversations) > 1 else {}
+        if "source" in data:
+            extra["source"] = data["source"]
+        return ParsedPrompt(record.line, external_id, conversations[0], extra)
+    field_name = "prompt" if "prompt" in data or "instruction" not in data else "instruction"
+    text = required_text(record, field_name, file)
+    extra = {key: value for key, value in data.items() if key not in {"id", field_name}}
+    return ParsedPrompt(record.line, external_id, text, extra)
+
+
+def prompts_import(
+    *,
+    project: Project,
+    set_name: str,
+    raw: bytes,
+    file: str,
+    progress: Progress = no_progress,
+) -> ImportSummary:
+    """Add the file's prompts to the named set (created if new).
+
+    A prompt whose id is already in the set with the same text is skipped, so that importing
+    a file twice is harmless; the same id with a different text is an error. A prompt without
+    an id is skipped when the set already has its exact text.
+    """
+    records = read_records(raw, file)
+    parsed = [parse_prompt(record, file) for record in records]
+
+    with transaction.atomic():
+        prompt_set, _ = PromptSet.objects.get_or_create(project=project, name=set_name)
+        existing = dict(prompt_set.prompts.values_list("external_id", "text"))
+        existing_texts = set(existing.values())
+        next_position = prompt_set.prompts.count()
+        seen_lines: dict[str, int] = {}
+        to_create: list[Prompt] = []
+        skipped = 0
+        for number, prompt in enumerate(parsed):
+            if prompt.external_id is None and prompt.text in existing_texts:
+                skipped += 1
+                continue
+            external_id = prompt.external_id or str(next_position + number)
+            if external_id in seen_lines:
+                raise ImportFailed(
+                    file,
+                    f"duplicate id {external_id!r} (first used on line {seen_lines[external_id]})",
+                    line=prompt.line,
+                    field="id",
+                )
+            seen_lines[external_id] = prompt.line
+            if external_id in existing:
+                if existing[external_id] != prompt.text:
+                    raise ImportFailed(
+                        file,
+                        f"id {external_id!r} is already in set {set_name!r} with another text",
+                        line=prompt.line,
+                        field="id",
+                    )
+                skipped += 1
+                continue
+            to_create.append(
+                Prompt(
+                    prompt_set=prompt_set,
+                    external_id=external_id,
+                    position=next_position + len(to_create),
+                    text=prompt.text,
+                    extra=prompt.extra,
+                )
+            )
+        bulk_create_batched(Prompt, to_create, progress, len(to_create))
+    return ImportSummary(created=len(to_create), skipped=skipped)

@@ -1,0 +1,1 @@
+"""Actions that change state: rounds, the crowd path, model verdicts, background imports."""

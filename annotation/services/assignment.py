@@ -1,0 +1,220 @@
+"""The crowd path: sessions, leased assignments, submissions."""
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from annotation.models import (
+    Annotation,
+    Annotator,
+    Assignment,
+    Item,
+    Round,
+    WorkerSession,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SubmissionRefused(Exception):
+    """A crowd submission that must not be recorded; the message is shown to the worker."""
+
+
+@transaction.atomic
+def session_start(
+    *, round_: Round, kind: str, name: str, user: AbstractBaseUser | None = None
+) -> WorkerSession:
+    name = name.strip()
+    if not name:
+        raise SubmissionRefused("Enter your worker id to start.")
+    if len(name) > 200:
+        raise SubmissionRefused("That worker id is too long (200 characters at most).")
+    annotator, _ = Annotator.objects.get_or_create(
+        kind=kind, name=name, defaults={"user": user if user and user.is_authenticated else None}
+    )
+    session, _ = WorkerSession.objects.get_or_create(round=round_, annotator=annotator)
+    return session
+
+
+def _counts_toward_capacity(session: WorkerSession) -> bool:
+    # K annotators per item means K crowd workers; authors annotate beside them.
+    return session.annotator.kind == Annotator.Kind.CROWD
+
+
+def assignment_current(*, session: WorkerSession) -> Assignment | None:
+    """The item the worker is looking at, or the next one they get; None when they are done."""
+    now = timezone.now()
+    lease = timedelta(seconds=session.round.lease_seconds)
+    current = (
+        Assignment.objects.filter(session=session, status=Assignment.Status.LEASED)
+        .order_by("leased_at")
+        .first()
+    )
+    if current is not None:
+        if current.expires_at > now:
+            return current
+        renewed = Assignment.objects.filter(pk=current.pk, status=Assignment.Status.LEASED).update(
+            expires_at=now + lease
+        )
+        if renewed:
+            current.expires_at = now + lease
+            return current
+    if session.completed_items >= session.round.items_per_worker:
+        return None
+    return _assignment_next(session=session, now=now, lease=lease)
+
+
+def _assignment_next(*, session: WorkerSession, now, lease: timedelta) -> Assignment | None:
+    not_seen = ~Exists(Assignment.objects.filter(session=session, item=OuterRef("pk")))
+    shared = (
+        Item.objects.filter(round_id=session.round_id, is_shared=True)
+        .filter(not_seen)
+        .order_by("position")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if shared is not None:
+        return _assignment_create(session=session, item_pk=shared, now=now, lease=lease)
+
+    if not _counts_toward_capacity(session):
+        item_pk = (
+            Item.objects.filter(round_id=session.round_id, is_shared=False)
+            .filter(not_seen)
+            .order_by("completed", "position")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if item_pk is None:
+            return None
+        return _assignment_create(session=session, item_pk=item_pk, now=now, lease=lease)
+
+    for attempt in range(2):
+        assignment = _assignment_claim_open_item(session=session, now=now, lease=lease)
+        if assignment is not None or attempt == 1:
+            return assignment
+        if not assignments_release_expired(round_id=session.round_id, now=now):
+            return None
+    return None
+
+
+def _assignment_create(
+    *, session: WorkerSession, item_pk: int, now, lease: timedelta
+) -> Assignment | None:
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(
+                item_id=item_pk, session=session, leased_at=now, expires_at=now + lease
+            )
+    except IntegrityError:
+        # A second tab of the same worker took it a moment ago: that tab's lease is current.
+        return Assignment.objects.filter(session=session, status=Assignment.Status.LEASED).first()
+
+
+def _assignment_claim_open_item(
+    *, session: WorkerSession, now, lease: timedelta
+) -> Assignment | None:
+    """Take a slot on the least-annotated open item that this worker has not seen.
+
+    On PostgreSQL the candidate row is locked with SKIP LOCKED so that concurrent workers
+    spread over different items instead of queueing on one; the conditional increment of
+    `taken` is what guarantees, on every database, that a slot is never handed out twice.
+    """
+    k = session.round.annotators_per_item
+    for _ in range(5):
+        with transaction.atomic():
+            item_pk = (
+                Item.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(round_id=session.round_id, is_shared=False, taken__lt=k)
+                .filter(~Exists(Assignment.objects.filter(session=session, item=OuterRef("pk"))))
+                .order_by("taken", "position")
+                .values_list("id", flat=True)
+                .first()
+            )
+            if item_pk is None:
+                return None
+            won = Item.objects.filter(pk=item_pk, taken__lt=k).update(taken=F("taken") + 1)
+            if not won:
+                continue
+            return Assignment.objects.create(
+                item_id=item_pk, session=session, leased_at=now, expires_at=now + lease
+            )
+    return None
+
+
+@transaction.atomic
+def assignments_release_expired(*, round_id: int, now=None) -> int:
+    """Give the slots of leases that ran out back to their items; returns how many."""
+    now = now or timezone.now()
+    expired = list(
+        Assignment.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(item__round_id=round_id, status=Assignment.Status.LEASED, expires_at__lte=now)
+        .values_list("id", "item_id", "session__annotator__kind")
+    )
+    if not expired:
+        return 0
+    Assignment.objects.filter(
+        pk__in=[pk for pk, _, _ in expired], status=Assignment.Status.LEASED
+    ).update(status=Assignment.Status.EXPIRED)
+    released = Counter(item_pk for _, item_pk, kind in expired if kind == Annotator.Kind.CROWD)
+    by_count: dict[int, list[int]] = {}
+    for item_pk, count in released.items():
+        by_count.setdefault(count, []).append(item_pk)
+    for count, item_pks in by_count.items():
+        Item.objects.filter(pk__in=item_pks).update(taken=F("taken") - count)
+    return len(expired)
+
+
+# ---------------------------------------------------------------- annotations
+
+
+def annotation_submit(
+    *, session: WorkerSession, assignment_token: str, shown_choice: str
+) -> Annotation:
+    """Record the worker's answer for their assigned item, once.
+
+    A replay of the same submission returns the annotation already recorded.
+    """
+    if shown_choice not in Annotation.ShownChoice.values:
+        raise SubmissionRefused("Choose one of the three answers.")
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("item")
+            .filter(token=assignment_token)
+            .first()
+        )
+        if assignment is None or assignment.session_id != session.pk:
+            raise SubmissionRefused(
+                "This item is not assigned to you, so the answer was not recorded."
+            )
+        if assignment.status == Assignment.Status.COMPLETED:
+            return Annotation.objects.get(assignment=assignment)
+        if assignment.status == Assignment.Status.EXPIRED:
+            raise SubmissionRefused(
+                "Your time on that item ran out and it went to someone else; "
+                "the answer was not recorded. Here is your next item."
+            )
+        item = assignment.item
+        now = timezone.now()
+        annotation = Annotation.objects.create(
+            item=item,
+            annotator_id=session.annotator_id,
+            assignment=assignment,
+            choice=Annotation.model_choice(shown_choice, item.candidate_first),
+            shown_choice=shown_choice,
+            candidate_first=item.candidate_first,
+            seconds_spent=max(0.0, (now - assignment.leased_at).total_seconds()),
+        )
+        Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.COMPLETED)
+        if _counts_toward_capacity(session):
+            Item.objects.filter(pk=item.pk).update(completed=F("completed") + 1)
+        WorkerSession.objects.filter(pk=session.pk).update(completed_items=F("completed_items") + 1)
+        session.completed_items += 1
+        if session.completed_items >= session.round.items_per_worker:
+            WorkerSession.objects.filter(pk=session.pk).update(finished_at=now)
+    return annotation

@@ -1,0 +1,156 @@
+"""Creating rounds and their comparison items."""
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.db.models import Q
+
+from annotation.models import (
+    Item,
+    LanguageModel,
+    Project,
+    PromptSet,
+    Response,
+    Round,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class RoundInvalid(ValueError):
+    """The round cannot be created as asked; the message says what to change."""
+
+
+@transaction.atomic
+def round_create(
+    *,
+    project: Project,
+    prompt_set: PromptSet,
+    candidate: LanguageModel,
+    baselines: Sequence[LanguageModel],
+    name: str = "",
+    annotators_per_item: int = 1,
+    shared_items: int = 50,
+    items_per_worker: int = 100,
+    lease_seconds: int = 30 * 60,
+    seed: int | None = None,
+) -> Round:
+    if not baselines:
+        raise RoundInvalid("Give at least one baseline.")
+    if candidate in baselines:
+        raise RoundInvalid(f"{candidate.name!r} cannot be both the candidate and a baseline.")
+    for model in (candidate, *baselines):
+        if model.project_id != project.pk:
+            raise RoundInvalid(f"Model {model.name!r} belongs to another project.")
+    if prompt_set.project_id != project.pk:
+        raise RoundInvalid(f"Prompt set {prompt_set.name!r} belongs to another project.")
+    if annotators_per_item < 1:
+        raise RoundInvalid("Annotators per item must be at least 1.")
+    if items_per_worker < 1:
+        raise RoundInvalid("Items per worker must be at least 1.")
+    if lease_seconds < 10:
+        raise RoundInvalid("The lease must be at least 10 seconds.")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    round_ = Round.objects.create(
+        project=project,
+        name=name or f"{candidate.name} vs {', '.join(b.name for b in baselines)}",
+        prompt_set=prompt_set,
+        candidate=candidate,
+        annotators_per_item=annotators_per_item,
+        shared_items=shared_items,
+        items_per_worker=items_per_worker,
+        lease_seconds=lease_seconds,
+        seed=seed,
+    )
+    round_.baselines.set(baselines)
+    created = round_add_missing_items(round_=round_)
+    # A model with a generation backend gets its responses when the round is launched.
+    generated = any(m.backend != LanguageModel.Backend.IMPORTED for m in (candidate, *baselines))
+    if created == 0 and not generated:
+        raise RoundInvalid(
+            f"No prompt in {prompt_set.name!r} has responses from both {candidate.name!r} and "
+            f"any of {', '.join(repr(b.name) for b in baselines)}: import responses first."
+        )
+    shared_count = round_.items.filter(is_shared=True).count()
+    if generated:
+        possible = prompt_set.prompts.count() * len(baselines)
+        shared_count = max(shared_count, min(shared_items, possible))
+    if items_per_worker < shared_count:
+        raise RoundInvalid(
+            f"Items per worker ({items_per_worker}) must be at least the shared set "
+            f"({shared_count} items), since every worker annotates the whole shared set."
+        )
+    return round_
+
+
+def round_add_missing_items(*, round_: Round) -> int:
+    """Create an item for every (prompt, baseline) that has both responses and no item yet.
+
+    Each model's responses are those made with the settings the round compares
+    (`Round.response_keys`). Orders are drawn from the round's seed so that, over the round,
+    half the items show the candidate as Answer A; the shared set is topped up to its size the
+    same way.
+    """
+    existing = set(round_.items.values_list("prompt_id", "baseline_id"))
+    baseline_ids = list(round_.baselines.values_list("id", flat=True))
+    compared = Q()
+    for model_pk in (round_.candidate_id, *baseline_ids):
+        compared |= Q(model_id=model_pk, settings_key=round_.response_key(model_pk))
+    responses = (
+        Response.objects.filter(prompt__prompt_set=round_.prompt_set_id)
+        .filter(compared)
+        .values_list("id", "prompt_id", "model_id", "prompt__position")
+    )
+    by_prompt: dict[int, dict[int, int]] = {}
+    positions: dict[int, int] = {}
+    for response_pk, prompt_pk, model_pk, position in responses:
+        by_prompt.setdefault(prompt_pk, {})[model_pk] = response_pk
+        positions[prompt_pk] = position
+
+    pairs = []
+    for prompt_pk in sorted(by_prompt, key=positions.__getitem__):
+        answers = by_prompt[prompt_pk]
+        if round_.candidate_id not in answers:
+            continue
+        for baseline_pk in baseline_ids:
+            if baseline_pk in answers and (prompt_pk, baseline_pk) not in existing:
+                pairs.append(
+                    (prompt_pk, baseline_pk, answers[round_.candidate_id], answers[baseline_pk])
+                )
+    if not pairs:
+        return 0
+
+    rng = random.Random(f"{round_.seed}:{len(existing)}")
+    orders = Counter(round_.items.values_list("candidate_first", flat=True))
+    total = len(existing) + len(pairs)
+    candidate_first_needed = max(0, total // 2 + rng.randrange(total % 2 + 1) - orders[True])
+    flags = [True] * min(candidate_first_needed, len(pairs))
+    flags += [False] * (len(pairs) - len(flags))
+    rng.shuffle(flags)
+
+    shared_missing = max(0, round_.shared_items - round_.items.filter(is_shared=True).count())
+    shared_indices = set(rng.sample(range(len(pairs)), min(shared_missing, len(pairs))))
+    start = len(existing)
+    Item.objects.bulk_create(
+        [
+            Item(
+                round=round_,
+                prompt_id=prompt_pk,
+                baseline_id=baseline_pk,
+                candidate_response_id=candidate_response,
+                baseline_response_id=baseline_response,
+                position=start + index,
+                candidate_first=flags[index],
+                is_shared=index in shared_indices,
+            )
+            for index, (prompt_pk, baseline_pk, candidate_response, baseline_response) in enumerate(
+                pairs
+            )
+        ],
+        batch_size=2000,
+    )
+    return len(pairs)

@@ -1,0 +1,218 @@
+"""Generation's actions: register a model with its backend, launch a round's generation, cancel it.
+
+A launch creates a run with one task per model that has a generation backend, and queues each
+task on its backend's queue (`gpu`, `api`, `default`) once the transaction commits; the worker
+(`worker.generation_run_model`) makes the responses. A model's responses are kept per settings
+key (`backends.base.settings_key`: the sampling, the seed and the model's options that shape
+the text). A round launched with the settings of an earlier one reuses its responses; one
+launched with other settings gets its own beside them.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models import Item, LanguageModel, Project, Response, Round
+from annotation.services.rounds import round_add_missing_items
+from annotation.validators import secrets_refused
+from inference.backends.base import (
+    BACKENDS,
+    QUEUES,
+    BackendConfigError,
+    SamplingSettings,
+    backend_check,
+    settings_key,
+)
+from inference.generation.models import GenerationRun, GenerationTask
+from inference.generation.selectors import prompts_missing_response, round_models
+from inference.generation.tasks import generate_responses
+
+Status = GenerationRun.Status
+
+
+class GenerationInvalid(ValueError):
+    """Generation cannot start as asked; the message says what to fix."""
+
+
+@transaction.atomic
+def model_register(
+    *,
+    project: Project,
+    name: str,
+    backend: str,
+    config: Mapping[str, Any],
+    instance: LanguageModel | None = None,
+) -> LanguageModel:
+    """The one way a model is stored, from the page, the API, `register_model` and training:
+    its config checked for secrets and by its backend. Creates the model, or updates the one
+    named so (or `instance`, which may be renamed)."""
+    name = name.strip()
+    if not name:
+        raise GenerationInvalid("Give the model a name.")
+    if backend not in {*BACKENDS, LanguageModel.Backend.IMPORTED}:
+        raise GenerationInvalid(
+            f"Unknown backend {backend!r}: use one of {', '.join(sorted(BACKENDS))} "
+            "(or 'imported' for responses imported from files)."
+        )
+    refused = secrets_refused(dict(config))
+    if refused:
+        raise GenerationInvalid(refused)
+    if backend != LanguageModel.Backend.IMPORTED:
+        try:
+            backend_check(backend, config)
+        except BackendConfigError as error:
+            raise GenerationInvalid(str(error)) from None
+    if instance is None:
+        model, _ = LanguageModel.objects.update_or_create(
+            project=project, name=name, defaults={"backend": backend, "config": dict(config)}
+        )
+        return model
+    instance.name, instance.backend, instance.config = name, backend, dict(config)
+    instance.save(update_fields=["name", "backend", "config"])
+    return instance
+
+
+def _model_key(model: LanguageModel, sampling: Mapping[str, Any] | None, seed: int) -> str:
+    """The settings key of the responses a run with this sampling and seed makes."""
+    effective = SamplingSettings.from_overrides(
+        model.config.get("sampling"), sampling, {"seed": seed}
+    )
+    return settings_key(model.backend, model.config, effective)
+
+
+def _compared_keys(round_: Round, model: LanguageModel) -> set[str]:
+    """The settings keys of the model's responses that the round's items already show."""
+    items = Item.objects.filter(round=round_)
+    return set(
+        Response.objects.filter(model=model)
+        .filter(
+            Q(pk__in=items.values("candidate_response"))
+            | Q(pk__in=items.values("baseline_response"))
+        )
+        .values_list("settings_key", flat=True)
+    )
+
+
+def _models_to_generate(
+    round_: Round, models: list[LanguageModel], keys: dict[int, str]
+) -> list[LanguageModel]:
+    """The models this launch generates for; a round never mixes a model's settings.
+
+    A model whose items already show its imported responses stays compared on them; one whose
+    items show responses made with other settings refuses the launch.
+    """
+    chosen, mixed = [], []
+    for model in models:
+        compared = _compared_keys(round_, model)
+        if compared <= {keys[model.pk]}:
+            chosen.append(model)
+        elif compared != {""} or str(model.pk) in round_.response_keys:
+            mixed.append(model.name)
+    if mixed:
+        last = round_.generation_runs.first()
+        before = f" (sampling {last.sampling or 'the defaults'}, seed {last.seed})" if last else ""
+        raise GenerationInvalid(
+            f"Round {round_.name!r} already compares responses of {', '.join(map(repr, mixed))} "
+            f"made with other settings: launch it with the same settings as before{before}, or "
+            "create a new round for these."
+        )
+    return chosen
+
+
+@transaction.atomic
+def generation_launch(
+    *,
+    round_: Round,
+    sampling: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    user: AbstractBaseUser | None = None,
+) -> GenerationRun:
+    """Queue the generation of every missing response of the round's models.
+
+    Each generated model's responses are those made with this launch's settings (its settings
+    key, recorded on the round): ones that exist already, from an earlier run or another round
+    launched the same way, are reused. A run already queued or running is returned as it is
+    (a second click launches nothing); after a failed, cancelled or finished run a new one with
+    the same settings makes only what is still missing.
+    """
+    # Locked, so that two launches at once make one run; read afresh with its models.
+    round_ = (
+        Round.objects.select_for_update(of=("self",)).select_related("candidate").get(pk=round_.pk)
+    )
+    active = round_.generation_runs.filter(status__in=[Status.QUEUED, Status.RUNNING]).first()
+    if active is not None:
+        return active
+    seed = round_.seed if seed is None else seed
+    generated = [m for m in round_models(round_) if m.backend != LanguageModel.Backend.IMPORTED]
+    keys: dict[int, str] = {}
+    problems = []
+    for model in generated:
+        try:
+            keys[model.pk] = _model_key(model, sampling, seed)
+        except BackendConfigError as error:
+            problems.append(f"{model.name}: {error}")
+    if problems:
+        raise GenerationInvalid(" ".join(problems))
+    try:
+        SamplingSettings.from_overrides(sampling)
+    except BackendConfigError as error:
+        raise GenerationInvalid(f"Round sampling: {error}") from None
+    generated = _models_to_generate(round_, generated, keys)
+
+    run = GenerationRun.objects.create(
+        round=round_,
+        sampling=dict(sampling or {}),
+        seed=seed,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    round_.response_keys = {
+        **round_.response_keys,
+        **{str(model.pk): keys[model.pk] for model in generated},
+    }
+    round_.save(update_fields=["response_keys"])
+    needed = round_.prompt_set.prompts.count()
+    queued = []
+    for model in generated:
+        missing = prompts_missing_response(model, round_, keys[model.pk]).count()
+        task = GenerationTask.objects.create(
+            run=run,
+            model=model,
+            queue=QUEUES[model.backend],
+            settings_key=keys[model.pk],
+            needed=needed,
+            done=needed - missing,
+            status=Status.QUEUED if missing else Status.DONE,
+            finished_at=None if missing else timezone.now(),
+        )
+        if missing:
+            queued.append(task)
+    if not queued:
+        run.status = Status.DONE
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+    # Pairs whose responses all exist already (imported ones, an earlier run) need no worker.
+    round_add_missing_items(round_=round_)
+    transaction.on_commit(lambda: [_enqueue(task) for task in queued])
+    return run
+
+
+def _enqueue(task: GenerationTask) -> None:
+    generate_responses.apply_async(args=[task.pk], queue=task.queue)
+
+
+@transaction.atomic
+def generation_cancel(*, run: GenerationRun) -> GenerationRun:
+    """Stop the run: queued tasks never start, running ones stop after their current batch."""
+    now = timezone.now()
+    run.tasks.filter(status__in=[Status.QUEUED, Status.RUNNING]).update(
+        status=Status.CANCELLED, finished_at=now, message="Cancelled."
+    )
+    GenerationRun.objects.filter(pk=run.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        status=Status.CANCELLED, finished_at=now
+    )
+    run.refresh_from_db()
+    return run

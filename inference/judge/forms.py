@@ -1,0 +1,47 @@
+"""The judge page's form: start an existing judge on a round, or describe a new one."""
+
+from django import forms
+
+from annotation.validators import env_var_name, not_a_key
+from inference.judge.models import DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, Judge
+
+
+class VariableNameInput(forms.TextInput):
+    """Sends back only a value that is a variable name: a key pasted by mistake is dropped."""
+
+    def format_value(self, value):
+        value = super().format_value(value)
+        if value is None or not env_var_name.regex.match(value) or value.lower().startswith("sk"):
+            return None
+        return value
+
+
+class JudgeStartForm(forms.Form):
+    """Start an existing judge on the round, or describe a new one."""
+
+    judge = forms.ModelChoiceField(
+        queryset=Judge.objects.none(), required=False, empty_label="New judge…"
+    )
+    name = forms.CharField(max_length=200, required=False, initial="gpt-4")
+    model = forms.CharField(max_length=200, required=False, initial="gpt-4")
+    base_url = forms.CharField(max_length=500, required=False, initial=DEFAULT_BASE_URL)
+    api_key_env = forms.CharField(
+        max_length=100,
+        required=False,
+        initial=DEFAULT_API_KEY_ENV,
+        validators=[env_var_name, not_a_key],
+        widget=VariableNameInput,
+        label="API key variable",
+        help_text="The name of the environment variable holding the key on the workers.",
+    )
+    mode = forms.ChoiceField(choices=Judge.Mode.choices, initial=Judge.Mode.PAIRWISE)
+
+    def __init__(self, *args, judges, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["judge"].queryset = judges
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("judge") and not (data.get("name") or "").strip():
+            raise forms.ValidationError("Choose a judge or name a new one.")
+        return data

@@ -1,0 +1,94 @@
+"""Actions on judges and their runs: create a judge, attach it to a round, queue its run, retry
+its failures. The run itself is `worker.judge_run_execute`, on the `api` queue."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from annotation.models import Annotator, Project, Round
+from inference.judge.models import Judge, JudgeCall, JudgeRun
+from inference.judge.prompts import DEFAULT_TEMPLATE, JudgeInvalid, template_for
+from inference.judge.tasks import judge_round
+from inference.runs import lease_is_live
+
+LIVE = (JudgeRun.Status.RUNNING,)
+# ---------------------------------------------------------------- judges
+
+
+@transaction.atomic
+def judge_create(*, project: Project, name: str, **settings: object) -> Judge:
+    """A judge for the project, registered as a model-judge annotator of the same name."""
+    name = name.strip()
+    if not name:
+        raise JudgeInvalid("Give the judge a name.")
+    if Judge.objects.filter(project=project, name=name).exists():
+        raise JudgeInvalid(f"Project {project.name!r} already has a judge named {name!r}.")
+    mode = str(settings.get("mode") or Judge.Mode.PAIRWISE)
+    settings.setdefault("template_version", DEFAULT_TEMPLATE.get(mode, ""))
+    annotator, _ = Annotator.objects.get_or_create(kind=Annotator.Kind.JUDGE, name=name)
+    judge = Judge(project=project, name=name, annotator=annotator, **settings)
+    try:
+        judge.full_clean(exclude=["annotator", "project"])
+    except ValidationError as invalid:
+        raise JudgeInvalid(_first_error(invalid)) from None
+    template_for(judge.template_version, judge.mode)
+    judge.save()
+    return judge
+
+
+def judge_get_or_create(*, project: Project, name: str, **settings: object) -> tuple[Judge, bool]:
+    """The project's judge of that name, created with `settings` if new.
+
+    An existing judge keeps its settings: asking for other ones is refused rather than
+    silently mixing verdicts of two configurations under one annotator.
+    """
+    given = {key: value for key, value in settings.items() if value not in (None, "")}
+    judge = Judge.objects.filter(project=project, name=name.strip()).first()
+    if judge is None:
+        return judge_create(project=project, name=name, **given), True
+    differs = [key for key, value in given.items() if getattr(judge, key) != value]
+    if differs:
+        current = ", ".join(f"{key}={getattr(judge, key)!r}" for key in differs)
+        raise JudgeInvalid(
+            f"Judge {judge.name!r} already exists with other settings ({current}); "
+            "give another name for other settings."
+        )
+    return judge, False
+
+
+def _first_error(invalid: ValidationError) -> str:
+    if hasattr(invalid, "error_dict"):
+        field, errors = next(iter(invalid.message_dict.items()))
+        return f"{field}: {' '.join(errors)}"
+    return " ".join(invalid.messages)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def judge_run_attach(*, round_: Round, judge: Judge) -> JudgeRun:
+    """The judge's run on the round, created the first time."""
+    if judge.project_id != round_.project_id:
+        raise JudgeInvalid(f"Judge {judge.name!r} belongs to another project.")
+    run, _ = JudgeRun.objects.get_or_create(round=round_, judge=judge)
+    return run
+
+
+def judge_run_start(*, round_: Round, judge: Judge) -> JudgeRun:
+    """Attach the judge to the round and queue its missing calls on the `api` queue."""
+    with transaction.atomic():
+        run = judge_run_attach(round_=round_, judge=judge)
+        if not lease_is_live(run, LIVE):
+            JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.QUEUED, message="")
+            transaction.on_commit(lambda: judge_round.delay(run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def judge_run_retry_failed(*, run: JudgeRun) -> int:
+    """Put the failed calls back in line and queue the run; returns how many."""
+    with transaction.atomic():
+        count = run.calls.filter(status=JudgeCall.Status.FAILED).update(
+            status=JudgeCall.Status.PENDING
+        )
+        judge_run_start(round_=run.round, judge=run.judge)
+    return count

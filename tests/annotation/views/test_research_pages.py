@@ -1,0 +1,101 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from annotation.models import Annotator, Round
+from annotation.services.assignment import annotation_submit, assignment_current, session_start
+from tests.factories import make_project, make_round, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_sends_visitors_to_the_login_page(client):
+    for name in ("rounds", "imports", "round-new"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_it_lists_a_members_rounds_with_progress_per_baseline(client):
+    user = make_user()
+    round_ = make_round(
+        prompts=4, baselines=("alpaca", "davinci"), project=make_project("lab", user)
+    )
+    session = session_start(round_=round_, kind=Annotator.Kind.CROWD, name="w1")
+    for _ in range(3):
+        assignment = assignment_current(session=session)
+        annotation_submit(session=session, assignment_token=assignment.token, shown_choice="A")
+    client.force_login(user)
+    html = client.get(reverse("rounds")).content.decode()
+    assert round_.name in html
+    assert "vs alpaca" in html and "vs davinci" in html
+    counts = sorted(html.count(f"{n} / 4</span>") for n in (0, 1, 2, 3))
+    assert counts == [0, 0, 1, 1]  # one baseline has 2 of 4, the other 1 of 4
+
+
+def test_it_hides_other_projects_rounds_except_from_superusers(client):
+    round_ = make_round(project=make_project("other team"))
+    client.force_login(make_user("outsider"))
+    assert round_.name not in client.get(reverse("rounds")).content.decode()
+    assert client.get(reverse("round-detail", args=[round_.pk])).status_code == 404
+    admin = get_user_model().objects.create_superuser("operator", password="pw-operator-1")
+    client.force_login(admin)
+    assert round_.name in client.get(reverse("rounds")).content.decode()
+
+
+def test_it_shows_the_crowd_link_on_the_round_page(client):
+    user = make_user()
+    round_ = make_round(project=make_project("lab", user))
+    client.force_login(user)
+    html = client.get(reverse("round-detail", args=[round_.pk])).content.decode()
+    assert f"/c/{round_.crowd_token}/" in html
+
+
+def test_it_creates_a_round_from_the_form_and_explains_a_refusal(client):
+    user = make_user()
+    existing = make_round(project=make_project("lab", user))
+    client.force_login(user)
+    form = {
+        "project": existing.project.pk,
+        "name": "second round",
+        "prompt_set": existing.prompt_set.pk,
+        "candidate": existing.candidate.pk,
+        "baselines": [existing.candidate.pk],
+        "annotators_per_item": 1,
+        "shared_items": 0,
+        "items_per_worker": 10,
+    }
+    refused = client.post(reverse("round-new"), form)
+    assert "both the candidate and a baseline" in refused.content.decode()
+    assert Round.objects.count() == 1
+    form["baselines"] = [existing.baselines.get().pk]
+    created = client.post(reverse("round-new"), form)
+    new_round = Round.objects.get(name="second round")
+    assert created["Location"] == reverse("round-detail", args=[new_round.pk])
+    assert new_round.items.count() == existing.items.count()
+
+
+def test_it_chooses_the_project_already_when_the_user_has_only_one(client):
+    user = make_user()
+    project = make_project("lab", user)
+    client.force_login(user)
+    html = client.get(reverse("imports")).content.decode()
+    assert f'<option value="{project.pk}" selected>' in html
+    assert "---------" not in html.split('name="project"')[1].split("</select>")[0]
+
+
+def test_it_polls_the_import_list_only_while_a_job_is_queued_or_running(client):
+    from annotation.models import ImportJob
+
+    user = make_user()
+    project = make_project("lab", user)
+    client.force_login(user)
+    assert 'hx-trigger="every 2s"' not in client.get(reverse("imports")).content.decode()
+    job = ImportJob.objects.create(
+        project=project, kind="prompts", file="x.jsonl", original_name="x.jsonl",
+        prompt_set_name="s",
+    )  # fmt: skip
+    assert 'hx-trigger="every 2s"' in client.get(reverse("imports")).content.decode()
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.DONE)
+    partial = client.get(reverse("imports"), headers={"HX-Request": "true"}).content.decode()
+    assert 'id="import-jobs"' in partial and 'hx-trigger="every 2s"' not in partial
