@@ -1,4 +1,5 @@
 import pytest
+from celery.contrib.testing.worker import start_worker
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +24,22 @@ def celery_broker(tmp_path_factory):
             "control_folder": str(tmp_path_factory.mktemp("control")),
         }
     return app
+
+
+@pytest.fixture(scope="module")
+def celery_worker(django_db_setup, django_db_blocker, celery_broker):
+    """A real Celery worker in this process, on every queue but `gpu`, for a module's tests.
+
+    Those tests use `django_db(transaction=True)`: the worker's thread sees what they commit.
+    """
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            celery_broker,
+            pool="solo",
+            queues=["default", "api", "train"],
+            perform_ping_check=False,
+            shutdown_timeout=30,
+        ),
+    ):
+        yield

@@ -4,11 +4,11 @@ import logging
 
 from django.db import transaction
 
+from annotation.import_jobs.tasks import run_import_job
 from annotation.models import (
     ImportJob,
     Project,
 )
-from annotation.tasks import run_import_job
 
 logger = logging.getLogger(__name__)
 

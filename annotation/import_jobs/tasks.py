@@ -1,8 +1,8 @@
-"""Celery tasks of the human side: thin, they take ids and call the worker."""
+"""The import task: thin, it takes a job id and calls the worker."""
 
 from celery import shared_task
 
-from annotation.imports.worker import import_job_run
+from annotation.import_jobs.worker import import_job_run
 
 
 @shared_task(name="annotation.tasks.run_import_job", acks_late=True, max_retries=0)

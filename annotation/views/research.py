@@ -8,10 +8,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation import selectors
 from annotation.forms import ImportForm, RoundForm
+from annotation.import_jobs.services import import_job_create
 from annotation.links import crowd_link
 from annotation.models import Annotator, ImportJob
 from annotation.services.assignment import session_start
-from annotation.services.import_jobs import import_job_create
 from annotation.services.rounds import RoundInvalid, round_create
 
 

@@ -249,6 +249,17 @@ PROMPT_FORMAT_HINT = (
 )
 
 
+# What every backend that runs a checkpoint with its own tokenizer takes (vLLM, transformers).
+LOCAL_MODEL_OPTIONS = {
+    "model": Option((str,), hint="a local checkpoint folder or a hub id", check=bool),
+    "prompt_format": Option((str,), "chat", is_prompt_format, PROMPT_FORMAT_HINT),
+    "chat_template": Option((str,), "", hint="a Jinja chat template replacing the tokenizer's"),
+    "end_of_turn": Option(
+        (str,), "", hint="an end-of-turn token that stops generation, e.g. <EOT>"
+    ),
+}
+
+
 def is_local_path(model: str) -> bool:
     """A checkpoint folder rather than a hub id ("org/name")."""
     return model.startswith(("/", "./", "../", "~"))

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from inference.backends.base import (
-    PROMPT_FORMAT_HINT,
+    LOCAL_MODEL_OPTIONS,
     BackendConfigError,
     GenerationRequest,
     GenerationResult,
@@ -19,18 +19,12 @@ from inference.backends.base import (
     Option,
     SamplingSettings,
     is_local_path,
-    is_prompt_format,
     read_config,
     trim_at_stop,
 )
 
 OPTIONS = {
-    "model": Option((str,), hint="a local checkpoint folder or a hub id", check=bool),
-    "prompt_format": Option((str,), "chat", is_prompt_format, PROMPT_FORMAT_HINT),
-    "chat_template": Option((str,), "", hint="a Jinja chat template replacing the tokenizer's"),
-    "end_of_turn": Option(
-        (str,), "", hint="an end-of-turn token that stops generation, e.g. <EOT>"
-    ),
+    **LOCAL_MODEL_OPTIONS,
     "batch_size": Option((int,), 8, lambda v: v >= 1, "an integer ≥ 1"),
     "device": Option((str,), "auto", hint="'auto', 'cpu', 'cuda' or 'cuda:N'"),
     "dtype": Option(

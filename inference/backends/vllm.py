@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from inference.backends.base import (
-    PROMPT_FORMAT_HINT,
+    LOCAL_MODEL_OPTIONS,
     BackendConfigError,
     GenerationRequest,
     GenerationResult,
@@ -23,12 +23,10 @@ from inference.backends.base import (
     Option,
     SamplingSettings,
     is_local_path,
-    is_prompt_format,
     read_config,
 )
 
 OPTIONS = {
-    "model": Option((str,), hint="a local checkpoint folder or a hub id", check=bool),
     "tokenizer": Option((str,), "", hint="a tokenizer folder or hub id, if not the model's"),
     "tensor_parallel_size": Option(
         (int,), 1, lambda v: v >= 1, "the number of GPUs, ≥ 1", affects_output=False
@@ -50,11 +48,7 @@ OPTIONS = {
     "quantization": Option((str,), None, hint="a vLLM quantization method, e.g. awq"),
     "enforce_eager": Option((bool,), False, hint="true to skip CUDA graphs", affects_output=False),
     "trust_remote_code": Option((bool,), False, hint="true or false"),
-    "prompt_format": Option((str,), "chat", is_prompt_format, PROMPT_FORMAT_HINT),
-    "chat_template": Option((str,), "", hint="a Jinja chat template replacing the tokenizer's"),
-    "end_of_turn": Option(
-        (str,), "", hint="an end-of-turn token that stops generation, e.g. <EOT>"
-    ),
+    **LOCAL_MODEL_OPTIONS,
 }
 
 

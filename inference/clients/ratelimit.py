@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+import redis
 from django.conf import settings
 
 # Sleep in short steps so that a freed budget is noticed quickly.
@@ -127,8 +128,6 @@ return tostring(wait)
 
 class RedisRateLimiter:
     def __init__(self, *, url: str, name: str, rpm: int, tpm: int, sleep=time.sleep) -> None:
-        import redis
-
         self._redis = redis.Redis.from_url(url)
         self._script = self._redis.register_script(_BUCKETS_SCRIPT)
         self._key = f"evalplatform:ratelimit:{name}"

@@ -7,8 +7,8 @@ from decimal import Decimal
 from django.db.models import Count, Q, QuerySet, Sum
 
 from annotation.models import Annotation, Item, Round
+from inference.judge.models import Judge, JudgeCall, JudgeRun
 from inference.judge.verdicts import combine_orders, position_consistency
-from inference.models import Judge, JudgeCall, JudgeRun
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.links import crowd_link
 from annotation.models import Round
+from inference.generation.models import GenerationRun
 from inference.generation.selectors import generation_progress
 from inference.generation.services import GenerationInvalid, generation_launch
-from inference.models import GenerationRun
 
 POLL_SECONDS = 1.0
 BAR_WIDTH = 30

@@ -3,33 +3,17 @@
 Locally the broker is kombu's filesystem transport; CI points CELERY_BROKER_URL at Redis.
 """
 
-import time
-
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotation.models import ImportJob, Prompt
 from tests.factories import make_project, make_user
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture(scope="module")
-def celery_worker(django_db_setup, celery_broker):
-    with start_worker(celery_broker, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        yield
-
-
-def wait_for(job: ImportJob, seconds: float = 30) -> ImportJob:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"import job still {job.status} after {seconds}s")
+FINISHED = (ImportJob.Status.DONE, ImportJob.Status.FAILED)
 
 
 @pytest.fixture
@@ -55,7 +39,7 @@ def upload(client, project, name, content, kind="prompts"):
 def test_it_imports_an_uploaded_file_on_a_celery_worker(client, researcher, celery_worker):
     content = b"\n".join(b'{"id": %d, "prompt": "Question %d"}' % (i, i) for i in range(250))
     assert upload(client, researcher, "prompts.jsonl", content).status_code == 302
-    job = wait_for(ImportJob.objects.get())
+    job = wait_until(ImportJob.objects.get(), lambda job: job.status in FINISHED)
     assert job.status == ImportJob.Status.DONE, job.message
     assert job.processed == job.total == 250
     assert Prompt.objects.filter(prompt_set__name="uploaded").count() == 250
@@ -66,7 +50,7 @@ def test_it_imports_an_uploaded_file_on_a_celery_worker(client, researcher, cele
 def test_it_reports_a_bad_upload_by_line_and_imports_nothing(client, researcher, celery_worker):
     content = b'{"id": 1, "prompt": "fine"}\n{"id": 2, "prompt": ""}\n'
     upload(client, researcher, "bad.jsonl", content)
-    job = wait_for(ImportJob.objects.get())
+    job = wait_until(ImportJob.objects.get(), lambda job: job.status in FINISHED)
     assert job.status == ImportJob.Status.FAILED
     assert "bad.jsonl, line 2" in job.message and "'prompt'" in job.message
     assert Prompt.objects.count() == 0

@@ -5,10 +5,8 @@ Locally the broker is kombu's filesystem transport; CI points CELERY_BROKER_URL 
 
 import io
 import json
-import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -18,6 +16,7 @@ from inference.generation.services import generation_launch
 from inference.models import GenerationRun
 from tests.factories import make_project, make_prompt_set
 from tests.support.tiny_model import build_tiny_model
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,28 +25,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def tiny_model(tmp_path_factory):
     pytest.importorskip("transformers", reason="the train extra (transformers) is not installed")
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
-def celery_worker(django_db_setup, celery_broker):
-    with start_worker(
-        celery_broker,
-        pool="solo",
-        queues=["default", "api"],
-        perform_ping_check=False,
-        shutdown_timeout=30,
-    ):
-        yield
-
-
-def wait_for(run: GenerationRun, seconds: float = 60) -> GenerationRun:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if not run.is_active:
-            return run
-        time.sleep(0.1)
-    raise AssertionError(f"generation run still {run.status} after {seconds}s")
 
 
 def test_it_generates_a_round_on_a_worker_and_the_crowd_link_works(
@@ -75,7 +52,8 @@ def test_it_generates_a_round_on_a_worker_and_the_crowd_link_works(
     )
     assert round_.items.count() == 0
 
-    run = wait_for(generation_launch(round_=round_, sampling={"temperature": 0.5}))
+    run = generation_launch(round_=round_, sampling={"temperature": 0.5})
+    run = wait_until(run, lambda run: not run.is_active)
 
     assert run.status == GenerationRun.Status.DONE, [t.message for t in run.tasks.all()]
     assert Response.objects.filter(model=candidate).count() == 6

@@ -1,9 +1,6 @@
 """A judge run queued by the page and executed by a real Celery worker on the `api` queue."""
 
-import time
-
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.urls import reverse
 
 from annotation.models import Annotation
@@ -11,33 +8,14 @@ from inference.models import Judge, JudgeCall, JudgeRun
 from tests.factories import make_project, make_round, make_user
 from tests.support.judging import API_KEY, KEY_ENV, prefers_candidate
 from tests.support.openai_server import ScriptedOpenAI
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture(scope="module")
-def api_worker(django_db_setup, celery_broker):
-    with start_worker(
-        celery_broker,
-        pool="solo",
-        perform_ping_check=False,
-        shutdown_timeout=30,
-        queues=["default", "api"],
-    ):
-        yield
+FINISHED = (JudgeRun.Status.DONE, JudgeRun.Status.FAILED)
 
 
-def wait_until_finished(run: JudgeRun, seconds: float = 30) -> JudgeRun:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.status in (JudgeRun.Status.DONE, JudgeRun.Status.FAILED):
-            return run
-        time.sleep(0.1)
-    raise AssertionError(f"judge run still {run.status} after {seconds}s")
-
-
-def test_a_judge_started_from_the_page_runs_on_a_celery_worker(client, monkeypatch, api_worker):
+def test_a_judge_started_from_the_page_runs_on_a_celery_worker(client, monkeypatch, celery_worker):
     monkeypatch.setenv(KEY_ENV, API_KEY)
     user = make_user()
     round_ = make_round(prompts=5, project=make_project("lab", user))
@@ -52,13 +30,13 @@ def test_a_judge_started_from_the_page_runs_on_a_celery_worker(client, monkeypat
             "mode": "pairwise",
         }
         assert client.post(reverse("judge-round", args=[round_.pk]), form).status_code == 302
-        run = wait_until_finished(JudgeRun.objects.get())
+        run = wait_until(JudgeRun.objects.get(), lambda run: run.status in FINISHED, seconds=30)
         assert run.status == JudgeRun.Status.DONE, run.message
         assert len(server.requests) == 10
 
         # Redelivered or started again: the worker finds nothing left to do.
         client.post(reverse("judge-round", args=[round_.pk]), {**form, "judge": run.judge_id})
-        run = wait_until_finished(run)
+        run = wait_until(run, lambda run: run.status in FINISHED, seconds=30)
         assert len(server.requests) == 10
 
     judge = Judge.objects.get()

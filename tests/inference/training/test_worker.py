@@ -3,44 +3,17 @@
 Locally the broker is kombu's filesystem transport; CI points CELERY_BROKER_URL at Redis.
 """
 
-import time
-
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from inference.models import TrainingRun
 from inference.training.services import training_run_launch
 from tests.support.training import FAST
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module")
-def train_worker(django_db_setup, django_db_blocker, celery_broker):
-    with (
-        django_db_blocker.unblock(),
-        start_worker(
-            celery_broker,
-            pool="solo",
-            queues=["train"],
-            perform_ping_check=False,
-            shutdown_timeout=30,
-        ),
-    ):
-        yield
-
-
-def wait_for(run: TrainingRun, seconds: float = 90) -> TrainingRun:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if not run.is_active:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"training run still {run.status} after {seconds}s: {run.progress}")
-
-
-def test_a_worker_on_the_train_queue_trains_selects_and_registers(lab, base_model, train_worker):
+def test_a_worker_on_the_train_queue_trains_selects_and_registers(lab, base_model, celery_worker):
     run = training_run_launch(
         project=lab["project"],
         name="lima-tiny",
@@ -51,7 +24,7 @@ def test_a_worker_on_the_train_queue_trains_selects_and_registers(lab, base_mode
         recipe=FAST,
     )
 
-    run = wait_for(run)
+    run = wait_until(run, lambda run: not run.is_active, seconds=90, every=0.2)
 
     assert run.status == TrainingRun.Status.DONE, run.message
     assert run.worker

@@ -1,0 +1,93 @@
+"""One scoping rule for every API resource: members see their projects' objects, superusers
+(the operators) see every project's, everyone else sees none and cannot name them as input."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from annotation.models import Annotator
+from annotation.services.assignment import annotation_submit, assignment_current, session_start
+from tests.factories import make_round, make_user
+
+pytestmark = pytest.mark.django_db
+
+RESOURCES = ["/api/projects/", "/api/prompt-sets/", "/api/responses/", "/api/models/"]
+RESOURCES += ["/api/rounds/", "/api/annotations/"]
+
+
+@pytest.fixture
+def round_():
+    round_ = make_round(prompts=3)
+    session = session_start(round_=round_, kind=Annotator.Kind.CROWD, name="w1")
+    annotation_submit(
+        session=session,
+        assignment_token=assignment_current(session=session).token,
+        shown_choice="A",
+    )
+    return round_
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def superuser():
+    return get_user_model().objects.create_superuser(username="operator", password="pw-1-ops")
+
+
+@pytest.mark.parametrize("url", RESOURCES)
+def test_a_superuser_sees_every_projects_objects_of_every_resource(round_, url):
+    listed = client_for(superuser()).get(url).json()
+
+    assert listed["count"] > 0, url
+
+
+@pytest.mark.parametrize("url", RESOURCES)
+def test_a_member_sees_them_and_a_stranger_sees_none(round_, url):
+    member = make_user("member")
+    round_.project.members.add(member)
+
+    assert client_for(member).get(url).json()["count"] > 0
+    assert client_for(make_user("stranger")).get(url).json()["count"] == 0
+
+
+def test_a_superuser_may_name_any_projects_objects_as_input(round_):
+    response = client_for(superuser()).post(
+        "/api/rounds/",
+        {
+            "project": round_.project_id,
+            "prompt_set": round_.prompt_set_id,
+            "candidate": round_.candidate_id,
+            "baselines": [b.pk for b in round_.baselines.all()],
+            "name": "again",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201, response.json()
+
+
+def test_a_stranger_may_not_name_them(round_):
+    response = client_for(make_user("stranger")).post(
+        "/api/rounds/",
+        {
+            "project": round_.project_id,
+            "prompt_set": round_.prompt_set_id,
+            "candidate": round_.candidate_id,
+            "baselines": [b.pk for b in round_.baselines.all()],
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()) >= {"project", "prompt_set", "candidate", "baselines"}
+
+
+def test_a_superuser_sees_the_machine_side_of_every_project(round_):
+    client = client_for(superuser())
+
+    assert client.get(f"/api/rounds/{round_.pk}/generation/").status_code == 200
+    assert client.get(f"/api/rounds/{round_.pk}/judges/").status_code == 200
+    assert client.get("/api/training-runs/").status_code == 200
