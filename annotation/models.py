@@ -4,7 +4,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 def _url_token() -> str:
@@ -119,6 +119,8 @@ class Round(models.Model):
         default=50, help_text="Items every annotator sees, for measuring agreement."
     )
     items_per_worker = models.PositiveIntegerField(default=100)
+    # round_create gives the CROWD_LEASE_SECONDS setting when no lease is asked; this default
+    # only serves rows made otherwise.
     lease_seconds = models.PositiveIntegerField(default=30 * 60)
     seed = models.BigIntegerField()
     crowd_token = models.CharField(max_length=40, unique=True, default=_url_token)
@@ -133,6 +135,12 @@ class Round(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(annotators_per_item__gte=1), name="round_needs_one_annotator"
+            ),
+            models.CheckConstraint(
+                condition=Q(items_per_worker__gte=1), name="round_gives_each_worker_an_item"
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_seconds__gte=10), name="round_lease_at_least_10_seconds"
             ),
         ]
 
@@ -156,8 +164,8 @@ class Item(models.Model):
     # Which response is shown as "Answer A"; drawn from the round's seed, balanced per round.
     candidate_first = models.BooleanField()
     is_shared = models.BooleanField(default=False)
-    # Live leases + completed annotations: the item row carries it so that a locked update
-    # decides the race for the last slot.
+    # Crowd workers' live leases + completed annotations, shared items included: the item row
+    # carries it so that a locked update decides the race for the last slot.
     taken = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
 
@@ -166,7 +174,10 @@ class Item(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["round", "prompt", "baseline"], name="item_unique_comparison"
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(completed__lte=F("taken")), name="item_completed_within_taken"
+            ),
         ]
         indexes = [models.Index(fields=["round", "is_shared", "taken", "position"])]
 
@@ -175,11 +186,15 @@ class Item(models.Model):
 
 
 class Annotator(models.Model):
+    """Who gave an annotation, within one project: the same worker id or judge name in two
+    projects is two annotators, so that no report of one counts the other's work."""
+
     class Kind(models.TextChoices):
         CROWD = "crowd", "Crowd worker"
         AUTHOR = "author", "Author / expert"
         JUDGE = "judge", "Model judge"
 
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotators")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     name = models.CharField(max_length=200, help_text="Worker id, username or judge name.")
     user = models.ForeignKey(
@@ -189,7 +204,9 @@ class Annotator(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["kind", "name"], name="annotator_unique_name")
+            models.UniqueConstraint(
+                fields=["project", "kind", "name"], name="annotator_unique_name_in_project"
+            )
         ]
 
     def __str__(self) -> str:
@@ -267,7 +284,16 @@ class Annotation(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["item", "annotator"], name="annotation_once_per_item")
+            models.UniqueConstraint(fields=["item", "annotator"], name="annotation_once_per_item"),
+            # The choice in model terms is what was clicked, read in the order shown.
+            models.CheckConstraint(
+                condition=Q(choice="tie", shown_choice="N")
+                | Q(choice="candidate", shown_choice="A", candidate_first=True)
+                | Q(choice="candidate", shown_choice="B", candidate_first=False)
+                | Q(choice="baseline", shown_choice="B", candidate_first=True)
+                | Q(choice="baseline", shown_choice="A", candidate_first=False),
+                name="annotation_choice_as_shown",
+            ),
         ]
         indexes = [models.Index(fields=["annotator", "created_at"])]
 

@@ -13,3 +13,17 @@ def test_it_sends_judging_to_the_api_queue_and_training_to_the_train_queue():
 
 def test_it_runs_imports_on_the_default_queue():
     assert route_of("annotation.tasks.run_import_job") == "default"
+
+
+def test_every_task_keeps_the_name_it_was_queued_under_before_the_pipelines_moved():
+    app.loader.import_default_modules()
+    ours = {name for name in app.tasks if name.startswith(("annotation.", "inference."))}
+
+    # Messages already in a queue name their task: renaming one would strand them.
+    assert ours == {
+        "annotation.tasks.run_import_job",
+        "inference.tasks.judge_round",
+        "inference.generation_tasks.generate_responses",
+        "inference.training.tasks.train_model",
+    }
+    assert app.tasks["inference.tasks.judge_round"].__module__ == "inference.judge.tasks"

@@ -36,7 +36,11 @@ class RoundInputSerializer(serializers.Serializer):
     annotators_per_item = serializers.IntegerField(required=False, min_value=0)
     shared_items = serializers.IntegerField(required=False, min_value=0)
     items_per_worker = serializers.IntegerField(required=False, min_value=0)
-    lease_seconds = serializers.IntegerField(required=False, min_value=0)
+    lease_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="Seconds a crowd worker holds an item; default: the CROWD_LEASE_SECONDS setting.",
+    )
     seed = serializers.IntegerField(required=False, min_value=-(2**63), max_value=2**63 - 1)
 
 

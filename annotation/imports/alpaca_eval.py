@@ -177,7 +177,9 @@ def alpaca_eval_import(
             )
         items = {item.prompt_id: item for item in Item.objects.filter(round=round_)}
         judges = {
-            name: Annotator.objects.get_or_create(kind=Annotator.Kind.JUDGE, name=name)[0]
+            name: Annotator.objects.get_or_create(
+                project=project, kind=Annotator.Kind.JUDGE, name=name
+            )[0]
             for name in {j.annotator for j in judgments}
         }
         already = set(

@@ -35,7 +35,10 @@ def session_start(
     if len(name) > 200:
         raise SubmissionRefused("That worker id is too long (200 characters at most).")
     annotator, _ = Annotator.objects.get_or_create(
-        kind=kind, name=name, defaults={"user": user if user and user.is_authenticated else None}
+        project_id=round_.project_id,
+        kind=kind,
+        name=name,
+        defaults={"user": user if user and user.is_authenticated else None},
     )
     session, _ = WorkerSession.objects.get_or_create(round=round_, annotator=annotator)
     return session
@@ -107,9 +110,14 @@ def _assignment_create(
 ) -> Assignment | None:
     try:
         with transaction.atomic():
-            return Assignment.objects.create(
+            assignment = Assignment.objects.create(
                 item_id=item_pk, session=session, leased_at=now, expires_at=now + lease
             )
+            # A crowd lease on a shared item is a slot too, though shared items have no cap:
+            # `completed` never exceeds `taken` and the release gives back what was taken.
+            if _counts_toward_capacity(session):
+                Item.objects.filter(pk=item_pk).update(taken=F("taken") + 1)
+            return assignment
     except IntegrityError:
         # A second tab of the same worker took it a moment ago: that tab's lease is current.
         return Assignment.objects.filter(session=session, status=Assignment.Status.LEASED).first()

@@ -7,6 +7,7 @@ from annotation.models import (
     Annotation,
     Annotator,
     Item,
+    Round,
 )
 
 logger = logging.getLogger(__name__)
@@ -23,10 +24,14 @@ def annotations_record_judgments(
     A single vote is stored in the order the judge saw; a verdict combined from both orders
     is stored in the crowd's order, with every vote kept in `order_votes` for position-bias
     diagnostics. Idempotent: an item the judge already has a verdict on keeps it. Judges take
-    no crowd slots: Item.taken and completed count human work only.
+    no crowd slots: Item.taken and completed count crowd work only. The items must be of the
+    judge's project.
     """
     if annotator.kind != Annotator.Kind.JUDGE:
         raise ValueError(f"{annotator} is not a model judge.")
+    rounds = {item.round_id for item, _, _ in judgments}
+    if Round.objects.filter(pk__in=rounds).exclude(project_id=annotator.project_id).exists():
+        raise ValueError(f"{annotator} belongs to another project than these items.")
     rows = []
     for item, choice, votes in judgments:
         for given in (choice, *votes.values()):

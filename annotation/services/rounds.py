@@ -5,6 +5,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
@@ -35,9 +36,12 @@ def round_create(
     annotators_per_item: int = 1,
     shared_items: int = 50,
     items_per_worker: int = 100,
-    lease_seconds: int = 30 * 60,
+    lease_seconds: int | None = None,
     seed: int | None = None,
 ) -> Round:
+    """A round and its items; the lease defaults to the CROWD_LEASE_SECONDS setting."""
+    if lease_seconds is None:
+        lease_seconds = settings.CROWD_LEASE_SECONDS
     if not baselines:
         raise RoundInvalid("Give at least one baseline.")
     if candidate in baselines:
@@ -49,6 +53,8 @@ def round_create(
         raise RoundInvalid(f"Prompt set {prompt_set.name!r} belongs to another project.")
     if annotators_per_item < 1:
         raise RoundInvalid("Annotators per item must be at least 1.")
+    if shared_items < 0:
+        raise RoundInvalid("Shared items cannot be negative.")
     if items_per_worker < 1:
         raise RoundInvalid("Items per worker must be at least 1.")
     if lease_seconds < 10:

@@ -70,7 +70,11 @@ class GenerationTask(models.Model):
     class Meta:
         ordering = ["run", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "model"], name="generation_task_once_per_model")
+            models.UniqueConstraint(fields=["run", "model"], name="generation_task_once_per_model"),
+            models.CheckConstraint(
+                condition=models.Q(done__lte=models.F("needed")),
+                name="generation_task_done_within_needed",
+            ),
         ]
 
     def __str__(self) -> str:

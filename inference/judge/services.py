@@ -24,7 +24,9 @@ def judge_create(*, project: Project, name: str, **settings: object) -> Judge:
         raise JudgeInvalid(f"Project {project.name!r} already has a judge named {name!r}.")
     mode = str(settings.get("mode") or Judge.Mode.PAIRWISE)
     settings.setdefault("template_version", DEFAULT_TEMPLATE.get(mode, ""))
-    annotator, _ = Annotator.objects.get_or_create(kind=Annotator.Kind.JUDGE, name=name)
+    annotator, _ = Annotator.objects.get_or_create(
+        project=project, kind=Annotator.Kind.JUDGE, name=name
+    )
     judge = Judge(project=project, name=name, annotator=annotator, **settings)
     try:
         judge.full_clean(exclude=["annotator", "project"])

@@ -122,7 +122,12 @@ class CheckpointScore(models.Model):
     class Meta:
         ordering = ["run", "step"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "step"], name="checkpoint_score_once")
+            models.UniqueConstraint(fields=["run", "step"], name="checkpoint_score_once"),
+            models.UniqueConstraint(
+                fields=["run"],
+                condition=models.Q(chosen=True),
+                name="checkpoint_score_one_chosen_per_run",
+            ),
         ]
 
     def __str__(self) -> str:

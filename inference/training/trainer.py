@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from inference.training import memory
 from inference.training.data import Example, LengthStats, length_stats
+from inference.training.dropout import apply_residual_dropout
 from inference.training.eot import (
     IGNORE_INDEX,
     Encoded,
@@ -168,6 +169,15 @@ def accelerate_config_path(name: str) -> Path:
     return Path(__file__).resolve().parents[2] / path
 
 
+class _MemorySettings(TypedDict):
+    """The keyword arguments that `memory.micro_batch_for` and `memory.training_bytes` share."""
+
+    max_length: int
+    gradient_checkpointing: bool
+    half_precision: bool
+    layout: memory.StateLayout
+
+
 def plan_training(*, config: Any, recipe: Recipe) -> TrainingPlan:
     """Resolve the size-dependent defaults and choose the micro-batch that fits in memory.
 
@@ -183,23 +193,25 @@ def plan_training(*, config: Any, recipe: Recipe) -> TrainingPlan:
         if not config_file.is_file():
             raise TrainingInvalid(f"The accelerate config {config_file} does not exist.")
         layout = memory.state_layout(config_file, processes)
-    if recipe.batch_size % processes:
+    batch_size = recipe.batch_size
+    assert batch_size is not None  # Recipe.resolve always fills in the batch size.
+    if batch_size % processes:
         raise TrainingInvalid(
-            f"A batch of {recipe.batch_size} examples does not split evenly across "
-            f"{processes} processes."
+            f"A batch of {batch_size} examples does not split evenly across {processes} processes."
         )
-    per_process = recipe.batch_size // processes
+    per_process = batch_size // processes
     if recipe.memory_limit_gb is not None:
         limit = int(recipe.memory_limit_gb * memory.GIB)
     else:
         limit = memory.available_bytes(device)
     half = precision in ("bf16", "fp16")
-    settings = {
+    settings: _MemorySettings = {
         "max_length": recipe.max_length,
         "gradient_checkpointing": recipe.gradient_checkpointing,
         "half_precision": half,
         "layout": layout,
     }
+    micro: int | None
     if recipe.micro_batch_size is not None:
         micro = recipe.micro_batch_size
         if per_process % micro:
@@ -397,6 +409,8 @@ def _trainer_classes():
     from transformers import Trainer, TrainerCallback
 
     class LimaTrainer(Trainer):
+        lima_recipe: Recipe  # Set by train() before training starts.
+
         def create_scheduler(self, num_training_steps: int, optimizer: Any = None):
             if self.lr_scheduler is None:
                 recipe: Recipe = self.lima_recipe
@@ -513,8 +527,6 @@ def train(
     from transformers import AutoModelForCausalLM, TrainingArguments, set_seed
     from transformers.trainer_callback import PrinterCallback
 
-    from inference.training.dropout import apply_residual_dropout
-
     recipe = plan.resolved
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -588,9 +600,10 @@ def train(
     )
 
 
-def _checkpointing_argument(arguments_class: type, wanted: bool) -> dict[str, bool]:
-    """Activation checkpointing by the Trainer, unless FSDP does it (its config's
-    fsdp_activation_checkpointing, which must not be combined with the Trainer's)."""
+def _checkpointing_argument(arguments_class: type, wanted: bool) -> dict[str, Any]:
+    """Keyword arguments for TrainingArguments that turn on activation checkpointing by the
+    Trainer, unless FSDP does it (its config's fsdp_activation_checkpointing, which must not be
+    combined with the Trainer's)."""
     if os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "false").lower() == "true":
         wanted = False
     names = {f.name for f in fields(arguments_class)}

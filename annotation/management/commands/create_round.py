@@ -29,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--annotators-per-item", type=_count, default=1)
         parser.add_argument("--shared-items", type=_count, default=50)
         parser.add_argument("--items-per-worker", type=_count, default=100)
+        parser.add_argument(
+            "--lease-seconds",
+            type=_count,
+            help="How long a crowd worker holds an item; default: the CROWD_LEASE_SECONDS setting.",
+        )
         parser.add_argument("--name", default="")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--project", default="default")
@@ -54,6 +59,7 @@ class Command(BaseCommand):
                 annotators_per_item=options["annotators_per_item"],
                 shared_items=options["shared_items"],
                 items_per_worker=options["items_per_worker"],
+                lease_seconds=options["lease_seconds"],
                 seed=options["seed"],
             )
         except RoundInvalid as error:

@@ -4,9 +4,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project, PromptSet
+from inference.judge.models import Judge
 from inference.judge.prompts import JudgeInvalid
 from inference.judge.services import judge_create
-from inference.models import Judge, TrainingRun, TrainingSet
+from inference.training.models import TrainingRun, TrainingSet
 from inference.training.recipe import Recipe
 from inference.training.selectors import run_progress
 from inference.training.services import (

@@ -53,7 +53,9 @@ def upload(content: bytes, name: str = "prompts.jsonl") -> SimpleUploadedFile:
 
 
 def annotate(item, *, kind: str, name: str, choice: str = Annotation.Choice.CANDIDATE):
-    annotator, _ = Annotator.objects.get_or_create(kind=kind, name=name)
+    annotator, _ = Annotator.objects.get_or_create(
+        project_id=item.round.project_id, kind=kind, name=name
+    )
     return Annotation.objects.create(
         item=item,
         annotator=annotator,

@@ -37,7 +37,9 @@ def run(*args: str) -> str:
 
 def annotate(round_: Round, kind: str, name: str, choices: str, *, baseline: str) -> None:
     """One annotator's choices ('c', 't', 'b') on the round's items for `baseline`, in order."""
-    annotator, _ = Annotator.objects.get_or_create(kind=kind, name=name)
+    annotator, _ = Annotator.objects.get_or_create(
+        project_id=round_.project_id, kind=kind, name=name
+    )
     items = Item.objects.filter(round=round_, baseline__name=baseline).order_by("position")
     Annotation.objects.bulk_create(
         Annotation(
