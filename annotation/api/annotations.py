@@ -7,6 +7,7 @@ from rest_framework import serializers, viewsets
 from annotation import selectors
 from annotation.api.common import (
     filtered,
+    request_user,
 )
 from annotation.models import Annotation, Annotator
 
@@ -50,7 +51,7 @@ class AnnotationViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Annotation]:
         return (
             selectors.visible_to(
-                self.request.user, Annotation.objects.all(), "item__round__project"
+                request_user(self.request), Annotation.objects.all(), "item__round__project"
             )
             .select_related("item__prompt", "item__baseline", "annotator")
             .order_by("id")

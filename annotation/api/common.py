@@ -7,9 +7,10 @@ their ids are refused as input. Crowd workers have no access.
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,6 +21,18 @@ from annotation.imports.records import ImportFailed
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+def request_user(request: Request) -> User:
+    """The signed-in user making an API request.
+
+    Every API view requires one (IsAuthenticated is the default permission, checked before the
+    view runs), so an anonymous user does not get this far; it is refused all the same.
+    """
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user
 
 
 def import_refused(error: ImportFailed) -> Response:
@@ -38,12 +51,14 @@ class InProject(serializers.PrimaryKeyRelatedField):
     """The id of an object in a project the requesting user may see; `via` leads from the
     object to its project ("" for a project itself)."""
 
-    def __init__(self, *, via: str = "project", **kwargs: Any):
+    def __init__(self, *, queryset: QuerySet, via: str = "project", **kwargs: Any) -> None:
         self.via = via
-        super().__init__(**kwargs)
+        super().__init__(queryset=queryset, **kwargs)
 
     def get_queryset(self) -> QuerySet:
-        return selectors.visible_to(self.context["request"].user, super().get_queryset(), self.via)
+        queryset = super().get_queryset()
+        assert queryset is not None  # __init__ requires one.
+        return selectors.visible_to(self.context["request"].user, queryset, self.via)
 
 
 def filtered(

@@ -3,8 +3,10 @@
 from django.db import transaction
 from django.db.models import QuerySet
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.serializers import BaseSerializer
 
 from annotation import selectors
+from annotation.api.common import request_user
 from annotation.models import Project
 
 
@@ -24,9 +26,9 @@ class ProjectViewSet(
     serializer_class = ProjectSerializer
 
     def get_queryset(self) -> QuerySet[Project]:
-        return selectors.projects_for_user(self.request.user).order_by("name")
+        return selectors.projects_for_user(request_user(self.request)).order_by("name")
 
     @transaction.atomic
-    def perform_create(self, serializer: ProjectSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Project]) -> None:
         project = serializer.save()
-        project.members.add(self.request.user)
+        project.members.add(request_user(self.request))

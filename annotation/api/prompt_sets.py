@@ -16,6 +16,7 @@ from annotation.api.common import (
     ProjectFilter,
     filtered,
     import_refused,
+    request_user,
 )
 from annotation.imports.prompts import prompts_import
 from annotation.imports.records import ImportFailed
@@ -53,7 +54,7 @@ class PromptSetViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[PromptSet]:
         return (
-            selectors.visible_to(self.request.user, PromptSet.objects.all(), "project")
+            selectors.visible_to(request_user(self.request), PromptSet.objects.all(), "project")
             .annotate(prompt_count=Count("prompts"))
             .order_by("id")
         )

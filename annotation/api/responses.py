@@ -15,6 +15,7 @@ from annotation.api.common import (
     InProject,
     filtered,
     import_refused,
+    request_user,
 )
 from annotation.imports.records import ImportFailed, ImportSummary
 from annotation.imports.responses import responses_import
@@ -70,7 +71,9 @@ class ResponseViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[ModelResponse]:
         return (
-            selectors.visible_to(self.request.user, ModelResponse.objects.all(), "model__project")
+            selectors.visible_to(
+                request_user(self.request), ModelResponse.objects.all(), "model__project"
+            )
             .select_related("prompt", "model")
             .order_by("id")
         )

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import Model
 
@@ -171,9 +171,15 @@ def no_progress(done: int, total: int) -> None:
     return None
 
 
-def bulk_create_batched(model: type[Model], objects: list, progress: Progress, total: int) -> list:
-    created = []
+M = TypeVar("M", bound=Model)
+
+
+def bulk_create_batched(
+    model: type[M], objects: list[M], progress: Progress, total: int
+) -> list[M]:
+    created: list[M] = []
     for start in range(0, len(objects), BATCH_SIZE):
-        created.extend(model.objects.bulk_create(objects[start : start + BATCH_SIZE]))
+        # The default manager: `objects`, as no model here declares another.
+        created.extend(model._default_manager.bulk_create(objects[start : start + BATCH_SIZE]))
         progress(min(start + BATCH_SIZE, len(objects)), total)
     return created

@@ -90,6 +90,7 @@ def annotations_jsonl(report: RoundReport) -> bytes:
     """One line per annotation: the item and prompt, the baseline, who answered (annotator id
     and group), the choice in model terms, the order shown, the time taken and when."""
     frame = report.frame
+    choices = pd.Categorical.from_codes(frame["label"], categories=pd.Index(LABELS))
     rows = pd.DataFrame(
         {
             "annotation": frame["annotation"],
@@ -98,7 +99,7 @@ def annotations_jsonl(report: RoundReport) -> bytes:
             "baseline": frame["baseline"].astype(str),
             "annotator": frame["annotator"],
             "group": frame["group"].astype(str),
-            "choice": pd.Categorical.from_codes(frame["label"], categories=LABELS).astype(str),
+            "choice": choices.astype(str),
             "candidate_first": frame["candidate_first"],
             "seconds": frame["seconds"],
             "created_at": pd.to_datetime(frame["created_at"], utc=True),

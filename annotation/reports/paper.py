@@ -19,11 +19,14 @@ FIGURE_1_HUMANS = {
 }
 
 
+def _outcome(percents: tuple[int, int, int]) -> Outcome:
+    """The paper's percentages as counts out of its prompts."""
+    wins, ties, losses = (round(p * PAPER_PROMPTS / 100) for p in percents)
+    return Outcome(wins, ties, losses)
+
+
 def paper_figure_1() -> Figure:
-    rows = [
-        (baseline, Outcome(*(round(p * PAPER_PROMPTS / 100) for p in percents)))
-        for baseline, percents in FIGURE_1_HUMANS.items()
-    ]
+    rows = [(baseline, _outcome(percents)) for baseline, percents in FIGURE_1_HUMANS.items()]
     return preference_figure(
         [Panel("Human preference (Zhou et al., 2023, Figure 1)", rows)],
         candidate="LIMA",

@@ -38,7 +38,8 @@ class Outcome:
         return 100 * (self.wins + self.ties) / self.n
 
     def percents(self) -> tuple[float, float, float]:
-        return tuple(100 * count / self.n for count in (self.wins, self.ties, self.losses))
+        n = self.n
+        return (100 * self.wins / n, 100 * self.ties / n, 100 * self.losses / n)
 
     def as_json(self) -> dict:
         return {

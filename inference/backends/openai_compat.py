@@ -170,12 +170,12 @@ class OpenAIGenerationBackend:
         )
         if sent.reply is None:
             if sent.failure is None:
-                error = f"not sent: {self.stop.reason}"
+                failure = f"not sent: {self.stop.reason}"
             elif sent.failure.retry and sent.attempts >= self.options["max_attempts"]:
-                error = f"{sent.failure} (gave up after {sent.attempts} attempts)"
+                failure = f"{sent.failure} (gave up after {sent.attempts} attempts)"
             else:
-                error = str(sent.failure)
-            return GenerationResult(request.key, error=error, attempts=sent.attempts)
+                failure = str(sent.failure)
+            return GenerationResult(request.key, error=failure, attempts=sent.attempts)
         reply, attempts = sent.reply, sent.attempts
         text, stopped = trim_at_stop(reply.text, sampling.stop)
         if not text.strip():

@@ -12,7 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.common import Conflict, DetailSerializer, InProject, ProjectFilter, filtered
+from annotation.api.common import (
+    Conflict,
+    DetailSerializer,
+    InProject,
+    ProjectFilter,
+    filtered,
+    request_user,
+)
 from annotation.models import LanguageModel, Project, Round
 from annotation.selectors import rounds_for_user, visible_to
 from inference.generation.selectors import generation_progress
@@ -44,7 +51,11 @@ class ModelProgressSerializer(serializers.Serializer):
     responses_per_second = serializers.FloatField(allow_null=True)
     tokens_per_second = serializers.FloatField(allow_null=True)
     message = serializers.CharField()
-    errors = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    # The stubs see this shadowing Serializer.errors; DRF's metaclass moves declared fields out
+    # of the class into _declared_fields, so the property stays as it is.
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField())
+    )
 
 
 class GenerationSerializer(serializers.Serializer):
@@ -72,7 +83,7 @@ class RoundGenerationAPI(APIView):
     """A round's generation: progress per model (GET), launch or resume (POST)."""
 
     def _round(self, request: Request, round_id: int) -> Round:
-        return get_object_or_404(rounds_for_user(request.user), pk=round_id)
+        return get_object_or_404(rounds_for_user(request_user(request)), pk=round_id)
 
     @extend_schema(responses=GenerationSerializer)
     def get(self, request: Request, round_id: int) -> Response:
@@ -84,7 +95,7 @@ class RoundGenerationAPI(APIView):
         params = LaunchInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
-            generation_launch(round_=round_, user=request.user, **params.validated_data)
+            generation_launch(round_=round_, user=request_user(request), **params.validated_data)
         except GenerationInvalid as error:
             raise serializers.ValidationError({"detail": str(error)}) from None
         return Response(_generation_data(round_), status=status.HTTP_202_ACCEPTED)
@@ -93,7 +104,7 @@ class RoundGenerationAPI(APIView):
 class RoundGenerationCancelAPI(APIView):
     @extend_schema(request=None, responses=GenerationSerializer)
     def post(self, request: Request, round_id: int) -> Response:
-        round_ = get_object_or_404(rounds_for_user(request.user), pk=round_id)
+        round_ = get_object_or_404(rounds_for_user(request_user(request)), pk=round_id)
         run = round_.generation_runs.first()
         if run is not None:
             generation_cancel(run=run)
@@ -120,9 +131,13 @@ class LanguageModelSerializer(serializers.ModelSerializer):
     def save(self, **kwargs: Any) -> LanguageModel:
         data = {**(self.validated_data or {}), **kwargs}
         instance = self.instance
+        project = data.get("project", instance.project if instance else None)
+        if project is None:
+            # Only a partial create could get here: the field is required otherwise.
+            raise serializers.ValidationError({"project": ["This field is required."]})
         try:
             self.instance = model_register(
-                project=data.get("project", instance.project if instance else None),
+                project=project,
                 name=data.get("name", instance.name if instance else ""),
                 backend=data.get("backend", instance.backend if instance else ""),
                 config=data.get("config", instance.config if instance else {}),
@@ -141,9 +156,11 @@ class LanguageModelViewSet(viewsets.ModelViewSet):
     serializer_class = LanguageModelSerializer
 
     def get_queryset(self) -> QuerySet[LanguageModel]:
-        return visible_to(self.request.user, LanguageModel.objects.all()).order_by("id")
+        return visible_to(request_user(self.request), LanguageModel.objects.all()).order_by("id")
 
-    def filter_queryset(self, queryset: QuerySet[LanguageModel]) -> QuerySet[LanguageModel]:
+    def filter_queryset(
+        self, queryset: QuerySet[LanguageModel, Any]
+    ) -> QuerySet[LanguageModel, Any]:
         return filtered(queryset, self.request, ProjectFilter)
 
     @extend_schema(responses={204: None, 409: DetailSerializer})

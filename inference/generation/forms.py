@@ -25,7 +25,7 @@ class LaunchForm(forms.Form):
 
 
 class RegisterModelForm(forms.Form):
-    project = forms.ModelChoiceField(queryset=None)
+    project = forms.ModelChoiceField(queryset=Project.objects.none())
     name = forms.CharField(max_length=200)
     backend = forms.ChoiceField(choices=[(name, name) for name in sorted(BACKENDS)])
     config = forms.CharField(
@@ -36,7 +36,9 @@ class RegisterModelForm(forms.Form):
 
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
+        project = self.fields["project"]
+        assert isinstance(project, forms.ModelChoiceField)  # Declared above.
+        project.queryset = projects
 
     def clean_config(self) -> dict[str, Any]:
         return parse_json_object(self.cleaned_data["config"])

@@ -11,7 +11,7 @@ launched with other settings gets its own beside them.
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -129,7 +129,7 @@ def generation_launch(
     round_: Round,
     sampling: Mapping[str, Any] | None = None,
     seed: int | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | AnonymousUser | None = None,
 ) -> GenerationRun:
     """Queue the generation of every missing response of the round's models.
 
@@ -196,12 +196,17 @@ def generation_launch(
         run.save(update_fields=["status", "finished_at"])
     # Pairs whose responses all exist already (imported ones, an earlier run) need no worker.
     round_add_missing_items(round_=round_)
-    transaction.on_commit(lambda: [_enqueue(task) for task in queued])
+
+    def enqueue_queued() -> None:
+        for task in queued:
+            _enqueue(task)
+
+    transaction.on_commit(enqueue_queued)
     return run
 
 
 def _enqueue(task: GenerationTask) -> None:
-    generate_responses.apply_async(args=[task.pk], queue=task.queue)
+    generate_responses.apply_async(args=(task.pk,), queue=task.queue)
 
 
 @transaction.atomic

@@ -4,6 +4,7 @@ second delivery writes nothing twice), and create the round's items as pairs com
 
 import logging
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,7 @@ class _Writer:
                         generation=self._generation(result),
                     )
                     for result in ok
+                    if result.text is not None  # Always, for an ok result.
                 ],
                 ignore_conflicts=True,
             )
@@ -192,7 +194,10 @@ def _generate(task: GenerationTask, lease: Lease) -> str:
                     cancelled = True
                     break
     finally:
-        results.close()
+        # Backends' generate() are generators (the Backend protocol says only Iterator): closing
+        # one stops its work at once.
+        if isinstance(results, Generator):
+            results.close()
     writer.write()
     if cancelled or lease.status() == Status.CANCELLED:
         _run_settle(task.run_id)

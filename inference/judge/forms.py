@@ -1,6 +1,9 @@
 """The judge page's form: start an existing judge on a round, or describe a new one."""
 
+from typing import Any
+
 from django import forms
+from django.db.models import QuerySet
 
 from annotation.validators import env_var_name, not_a_key
 from inference.judge.models import DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, Judge
@@ -9,11 +12,17 @@ from inference.judge.models import DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, Judge
 class VariableNameInput(forms.TextInput):
     """Sends back only a value that is a variable name: a key pasted by mistake is dropped."""
 
-    def format_value(self, value):
-        value = super().format_value(value)
-        if value is None or not env_var_name.regex.match(value) or value.lower().startswith("sk"):
+    def format_value(self, value: Any) -> str | None:
+        text = super().format_value(value)
+        if (
+            text is None
+            # django-stubs types RegexValidator.regex as str | Pattern (a class may declare it
+            # as a string); on an instance, as here, it is always the compiled pattern.
+            or not env_var_name.regex.match(text)  # type: ignore[union-attr]
+            or text.lower().startswith("sk")
+        ):
             return None
-        return value
+        return text
 
 
 class JudgeStartForm(forms.Form):
@@ -36,12 +45,15 @@ class JudgeStartForm(forms.Form):
     )
     mode = forms.ChoiceField(choices=Judge.Mode.choices, initial=Judge.Mode.PAIRWISE)
 
-    def __init__(self, *args, judges, **kwargs):
+    def __init__(self, *args: Any, judges: QuerySet[Judge], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["judge"].queryset = judges
+        judge = self.fields["judge"]
+        assert isinstance(judge, forms.ModelChoiceField)  # Declared above.
+        judge.queryset = judges
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data.
         if not data.get("judge") and not (data.get("name") or "").strip():
             raise forms.ValidationError("Choose a judge or name a new one.")
         return data

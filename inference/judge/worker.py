@@ -135,9 +135,13 @@ def _calls_ensure(run: JudgeRun) -> None:
 
 
 def _job_fields(call: JudgeCall) -> dict[str, str]:
+    # A call has an item or a response, never both (the judge_call_item_or_response constraint).
     if call.item_id is None:
-        return {"question": call.response.prompt.text, "answer": call.response.text}
+        response = call.response
+        assert response is not None
+        return {"question": response.prompt.text, "answer": response.text}
     item = call.item
+    assert item is not None
     candidate, baseline = item.candidate_response.text, item.baseline_response.text
     first, second = (candidate, baseline) if call.candidate_first else (baseline, candidate)
     return {"question": item.prompt.text, "answer_a": first, "answer_b": second}
@@ -211,8 +215,8 @@ def _answer_from_cache(
     hits: dict[str, JudgeCache] = {}
     key_list = list(set(keys.values()))
     for start in range(0, len(key_list), 500):
-        for entry in JudgeCache.objects.filter(key__in=key_list[start : start + 500]):
-            hits[entry.key] = entry
+        for cached in JudgeCache.objects.filter(key__in=key_list[start : start + 500]):
+            hits[cached.key] = cached
     now = timezone.now()
     answered = []
     for call_id, key in keys.items():
@@ -302,6 +306,7 @@ def _finalize_items(run: JudgeRun, item_ids: Iterable[int] | None = None) -> int
         "item_id", "candidate_first", "status", "verdict"
     ):
         if status == JudgeCall.Status.DONE:
+            assert order is not None  # A call with an item has its order (see JudgeCall).
             votes[item_pk][order] = verdict
         else:
             complete[item_pk] = False

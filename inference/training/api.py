@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.common import request_user
 from annotation.models import Project, PromptSet
 from annotation.selectors import projects_for_user
 from inference.judge.models import Judge
@@ -102,7 +103,7 @@ def _in_project(model, project: Project, name: str, label: str):
 
 
 def _member_project(request: Request, name: str) -> Project:
-    project = projects_for_user(request.user).filter(name=name).first()
+    project = projects_for_user(request_user(request)).filter(name=name).first()
     if project is None:
         raise serializers.ValidationError({"project": "No such project of yours."})
     return project
@@ -113,7 +114,7 @@ class TrainingRunsAPI(APIView):
 
     @extend_schema(responses=TrainingRunSerializer(many=True))
     def get(self, request: Request) -> Response:
-        runs = training_runs_for_user(request.user).prefetch_related("scores")[:100]
+        runs = training_runs_for_user(request_user(request)).prefetch_related("scores")[:100]
         return Response(TrainingRunSerializer(runs, many=True).data)
 
     @extend_schema(request=LaunchInputSerializer, responses={202: TrainingRunSerializer})
@@ -133,7 +134,7 @@ class TrainingRunsAPI(APIView):
                 dev_set=_in_project(PromptSet, project, data["dev_set"], "dev_set"),
                 judge=_in_project(Judge, project, data["judge"], "judge"),
                 recipe=data.get("recipe") or {},
-                user=request.user,
+                user=request_user(request),
             )
         except TrainingRejected as problem:
             raise serializers.ValidationError({"detail": str(problem)}) from None
@@ -143,21 +144,21 @@ class TrainingRunsAPI(APIView):
 class TrainingRunAPI(APIView):
     @extend_schema(responses=TrainingRunSerializer)
     def get(self, request: Request, run_id: int) -> Response:
-        run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
+        run = get_object_or_404(training_runs_for_user(request_user(request)), pk=run_id)
         return Response(TrainingRunSerializer(run).data)
 
 
 class TrainingRunCancelAPI(APIView):
     @extend_schema(request=None, responses=TrainingRunSerializer)
     def post(self, request: Request, run_id: int) -> Response:
-        run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
+        run = get_object_or_404(training_runs_for_user(request_user(request)), pk=run_id)
         return Response(TrainingRunSerializer(training_run_cancel(run=run)).data)
 
 
 class TrainingRunResumeAPI(APIView):
     @extend_schema(request=None, responses={202: TrainingRunSerializer})
     def post(self, request: Request, run_id: int) -> Response:
-        run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
+        run = get_object_or_404(training_runs_for_user(request_user(request)), pk=run_id)
         try:
             run = training_run_resume(run=run)
         except TrainingRejected as problem:
@@ -188,7 +189,7 @@ class TrainingSetsAPI(APIView):
 
     @extend_schema(responses=TrainingSetSerializer(many=True))
     def get(self, request: Request) -> Response:
-        sets = training_sets_for_user(request.user)[:100]
+        sets = training_sets_for_user(request_user(request))[:100]
         return Response(TrainingSetSerializer(sets, many=True).data)
 
     @extend_schema(request=UploadInputSerializer, responses={201: TrainingSetSerializer})
@@ -205,7 +206,7 @@ class TrainingSetsAPI(APIView):
                 file_name=data["file"].name,
                 tokenizer=data.get("tokenizer", ""),
                 max_length=data.get("max_length", 2048),
-                user=request.user,
+                user=request_user(request),
             )
         except TrainingDataInvalid as invalid:
             lines = [{"line": line, "problem": problem} for line, problem in invalid.problems]

@@ -11,6 +11,13 @@ from inference.judge.models import Judge
 from inference.training.models import TrainingSet
 
 
+def _choice_field(form: forms.Form, name: str) -> forms.ModelChoiceField:
+    """A declared ModelChoiceField of the form, typed as one (`form.fields` holds any Field)."""
+    field = form.fields[name]
+    assert isinstance(field, forms.ModelChoiceField)
+    return field
+
+
 class UploadForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.none())
     name = forms.CharField(max_length=200)
@@ -24,7 +31,7 @@ class UploadForm(forms.Form):
 
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
+        _choice_field(self, "project").queryset = projects
 
 
 class LaunchForm(forms.Form):
@@ -49,10 +56,12 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
-        self.fields["training_set"].queryset = TrainingSet.objects.filter(project__in=projects)
-        self.fields["dev_set"].queryset = PromptSet.objects.filter(project__in=projects)
-        self.fields["judge"].queryset = Judge.objects.filter(
+        _choice_field(self, "project").queryset = projects
+        _choice_field(self, "training_set").queryset = TrainingSet.objects.filter(
+            project__in=projects
+        )
+        _choice_field(self, "dev_set").queryset = PromptSet.objects.filter(project__in=projects)
+        _choice_field(self, "judge").queryset = Judge.objects.filter(
             project__in=projects, mode=Judge.Mode.HELPFULNESS
         )
 

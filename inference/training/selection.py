@@ -10,7 +10,7 @@ client and retry loop, with the judge's versioned helpfulness template.
 import importlib.util
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,7 +109,9 @@ def answer_dev_set(
                 else Sample(external_id, error=result.error or "no answer")
             )
     finally:
-        results.close()
+        # Backends' generate() are generators (the Backend protocol says only Iterator).
+        if isinstance(results, Generator):
+            results.close()
     return samples
 
 

@@ -7,7 +7,7 @@ where `worker.training_run_execute` trains, selects a checkpoint and registers i
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -68,7 +68,7 @@ def training_set_upload(
     file_name: str = "the file",
     tokenizer: str = "",
     max_length: int = 2048,
-    user: AbstractBaseUser | None = None,
+    user: User | AnonymousUser | None = None,
 ) -> TrainingSet:
     """Import a JSON Lines file: every line checked first, nothing kept if any is bad."""
     name = name.strip()
@@ -113,7 +113,7 @@ def training_run_launch(
     dev_set: PromptSet,
     judge: Judge,
     recipe: dict[str, Any] | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | AnonymousUser | None = None,
     enqueue: bool = True,
 ) -> TrainingRun:
     """Queue a fine-tune on the `train` queue, after the checks that need no GPU.

@@ -38,6 +38,7 @@ class Command(BaseCommand):
         except (ImportFailed, RoundInvalid) as error:
             raise CommandError(str(error)) from error
         round_ = summary.round
+        assert round_ is not None  # alpaca_eval_import always sets the round it filled.
         self.stdout.write(
             f"{file}: {summary.created} judge annotations added "
             f"({summary.skipped} already there); {round_.items.count()} items in the round."

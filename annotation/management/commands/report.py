@@ -45,6 +45,7 @@ class Command(BaseCommand):
             self.stdout.write(str(path))
         for group, cells in report.per_annotation.items():
             for baseline, outcome in cells.items():
+                assert outcome.ci95 is not None  # outcomes() gives every cell an interval.
                 low, high = outcome.ci95
                 self.stdout.write(
                     f"{group:>12} vs {baseline}: {outcome.wins} wins, {outcome.ties} ties, "

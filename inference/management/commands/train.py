@@ -1,7 +1,9 @@
 import json
 import time
+from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Manager, Model
 
 from annotation.models import Project, PromptSet
 from inference.judge.models import Judge
@@ -19,6 +21,8 @@ from inference.training.services import (
 from inference.training.worker import training_run_execute, training_run_train_process
 
 POLL_SECONDS = 2.0
+
+M = TypeVar("M", bound=Model)
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -115,7 +119,7 @@ class Command(BaseCommand):
             raise CommandError(f"No training run {pk}.")
         return run
 
-    def _launch(self, options, enqueue: bool) -> TrainingRun:
+    def _launch(self, options: dict[str, Any], enqueue: bool) -> TrainingRun:
         missing = [
             f"--{name.replace('_', '-')}"
             for name in ("name", "training_set", "base_model", "dev_set", "judge")
@@ -126,25 +130,20 @@ class Command(BaseCommand):
         project = Project.objects.filter(name=options["project"]).first()
         if project is None:
             raise CommandError(f"No project named {options['project']!r}.")
-        lookups = {
-            "training set": (TrainingSet, options["training_set"]),
-            "dev set": (PromptSet, options["dev_set"]),
-            "judge": (Judge, options["judge"]),
-        }
         if options["judge_model"]:
             self._ensure_judge(project, options)
-        found = {}
-        for label, (model, name) in lookups.items():
-            found[label] = model.objects.filter(project=project, name=name).first()
-            if found[label] is None:
-                raise CommandError(f"No {label} named {name!r} in project {project.name!r}.")
+        training_set = _in_project(
+            TrainingSet.objects, project, options["training_set"], "training set"
+        )
+        dev_set = _in_project(PromptSet.objects, project, options["dev_set"], "dev set")
+        judge = _in_project(Judge.objects, project, options["judge"], "judge")
         return training_run_launch(
             project=project,
             name=options["name"],
-            training_set=found["training set"],
+            training_set=training_set,
             base_model=options["base_model"],
-            dev_set=found["dev set"],
-            judge=found["judge"],
+            dev_set=dev_set,
+            judge=judge,
             recipe=dict(options["recipe_overrides"] or []),
             enqueue=enqueue,
         )
@@ -186,11 +185,23 @@ class Command(BaseCommand):
             )
         if run.status == TrainingRun.Status.DONE:
             model = run.registered_model
-            self.stdout.write(
-                f"Registered model {model.pk}: {model.name} ({model.backend}) from "
-                f"{run.chosen_checkpoint}"
-            )
+            if model is None:  # Deleted since (the link is SET_NULL).
+                self.stdout.write(
+                    f"Chose {run.chosen_checkpoint}; the model registered from it was deleted."
+                )
+            else:
+                self.stdout.write(
+                    f"Registered model {model.pk}: {model.name} ({model.backend}) from "
+                    f"{run.chosen_checkpoint}"
+                )
         elif run.status == TrainingRun.Status.FAILED:
             raise CommandError(f"Training run {run.pk} failed: {run.message}")
         elif run.message:
             self.stdout.write(run.message)
+
+
+def _in_project(manager: Manager[M], project: Project, name: str, label: str) -> M:
+    found = manager.filter(project=project, name=name).first()
+    if found is None:
+        raise CommandError(f"No {label} named {name!r} in project {project.name!r}.")
+    return found
