@@ -28,6 +28,7 @@ test: $(BIN)/pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
@@ -35,6 +36,5 @@ format:
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Not yet part of `make test`: mypy still reports errors in the pages and API modules.
 typecheck: $(BIN)/pytest
 	$(BIN)/mypy

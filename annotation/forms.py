@@ -3,6 +3,12 @@ from django import forms
 from annotation.models import LanguageModel, Project, PromptSet
 
 
+def _model_choices(form: forms.Form, name: str) -> forms.ModelChoiceField:
+    field = form.fields[name]
+    assert isinstance(field, forms.ModelChoiceField)  # Declared on the form.
+    return field
+
+
 def _offer_projects(field: forms.ModelChoiceField, projects) -> None:
     """Offer the user's projects, chosen already when there is only one."""
     field.queryset = projects
@@ -27,7 +33,7 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args, projects, **kwargs):
         super().__init__(*args, **kwargs)
-        _offer_projects(self.fields["project"], projects)
+        _offer_projects(_model_choices(self, "project"), projects)
 
 
 class RoundForm(forms.Form):
@@ -45,8 +51,9 @@ class RoundForm(forms.Form):
 
     def __init__(self, *args, projects, **kwargs):
         super().__init__(*args, **kwargs)
-        _offer_projects(self.fields["project"], projects)
-        self.fields["prompt_set"].queryset = PromptSet.objects.filter(project__in=projects)
+        _offer_projects(_model_choices(self, "project"), projects)
+        prompt_sets = PromptSet.objects.filter(project__in=projects)
+        _model_choices(self, "prompt_set").queryset = prompt_sets
         models = LanguageModel.objects.filter(project__in=projects).order_by("name")
-        self.fields["candidate"].queryset = models
-        self.fields["baselines"].queryset = models
+        _model_choices(self, "candidate").queryset = models
+        _model_choices(self, "baselines").queryset = models

@@ -1,15 +1,18 @@
 """Reads for pages and the API."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, IntegerField, Model, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least
+from django.utils import timezone
 
 from annotation.models import (
     Annotation,
     Annotator,
+    Assignment,
     Item,
     LanguageModel,
     Project,
@@ -19,6 +22,8 @@ from annotation.models import (
 )
 
 M = TypeVar("M", bound=Model)
+# Who is asking: pages and the API pass request.user as it is.
+Viewer = User | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -33,20 +38,22 @@ class BaselineProgress:
         return round(100 * self.collected / self.needed) if self.needed else 100
 
 
-def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
+def projects_for_user(user: Viewer) -> QuerySet[Project]:
     """Projects the user is a member of; superusers (the operators) see every project."""
     return visible_to(user, Project.objects.all(), "")
 
 
-def visible_to(user: AbstractBaseUser, queryset: QuerySet[M], via: str = "project") -> QuerySet[M]:
+def visible_to(user: Viewer, queryset: QuerySet[M], via: str = "project") -> QuerySet[M]:
     """The queryset's objects in projects the user may see: the one scoping rule of every page,
     API view and input. `via` leads from an object to its project ("" for projects)."""
     if user.is_superuser:
         return queryset
+    if not user.is_authenticated:
+        return queryset.none()
     return queryset.filter(**{f"{via}__members" if via else "members": user})
 
 
-def rounds_for_user(user: AbstractBaseUser) -> QuerySet[Round]:
+def rounds_for_user(user: Viewer) -> QuerySet[Round]:
     return (
         visible_to(user, Round.objects.all())
         .select_related("project", "prompt_set", "candidate")
@@ -74,7 +81,7 @@ def round_progress(round_: Round) -> list[BaselineProgress]:
     ]
 
 
-def rounds_progress(rounds: list[Round]) -> dict[int, list[BaselineProgress]]:
+def rounds_progress(rounds: Sequence[Round]) -> dict[int, list[BaselineProgress]]:
     """round_progress for many rounds in one query."""
     k_by_round = {r.pk: r.annotators_per_item for r in rounds}
     result: dict[int, list[BaselineProgress]] = {r.pk: [] for r in rounds}
@@ -95,6 +102,31 @@ def rounds_progress(rounds: list[Round]) -> dict[int, list[BaselineProgress]]:
             )
         )
     return result
+
+
+# Pages showing crowd progress refresh fast while a worker holds an item, slowly while the
+# round still waits for annotations (so a study that starts shows up), and not at all after.
+LIVE_REFRESH_SECONDS = 5
+OPEN_REFRESH_SECONDS = 60
+
+
+def rounds_refresh_seconds(
+    rounds: Sequence[Round], progress: dict[int, list[BaselineProgress]]
+) -> int | None:
+    """How often a page showing these rounds' crowd progress should refresh; None: never."""
+    open_rounds = [
+        r
+        for r in rounds
+        if not progress[r.pk] or any(p.collected < p.needed for p in progress[r.pk])
+    ]
+    if not open_rounds:
+        return None
+    leased = Assignment.objects.filter(
+        item__round__in=open_rounds,
+        status=Assignment.Status.LEASED,
+        expires_at__gt=timezone.now(),
+    )
+    return LIVE_REFRESH_SECONDS if leased.exists() else OPEN_REFRESH_SECONDS
 
 
 def round_annotation_counts(round_: Round) -> dict[str, int]:

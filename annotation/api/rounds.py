@@ -1,6 +1,7 @@
 """Comparison rounds: create, list with progress, and the report summary."""
 
 from collections.abc import Sequence
+from typing import cast
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -9,6 +10,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.serializer_helpers import ReturnList
 
 from annotation import selectors
 from annotation.api.common import (
@@ -91,8 +93,9 @@ class RoundOutputSerializer(serializers.ModelSerializer):
         return sum(entry.items for entry in self.context["progress"][round_.pk])
 
     @extend_schema_field(BaselineProgressSerializer(many=True))
-    def get_progress(self, round_: Round) -> list[dict]:
-        return BaselineProgressSerializer(self.context["progress"][round_.pk], many=True).data
+    def get_progress(self, round_: Round) -> ReturnList:
+        progress = self.context["progress"][round_.pk]
+        return cast(ReturnList, BaselineProgressSerializer(progress, many=True).data)
 
 
 @extend_schema_view(
@@ -109,12 +112,12 @@ class RoundViewSet(viewsets.GenericViewSet):
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         return filtered(queryset, self.request, ProjectFilter)
 
-    def _output(self, rounds: Sequence[Round]) -> list[dict]:
+    def _output(self, rounds: Sequence[Round]) -> ReturnList:
         context = {**self.get_serializer_context(), "progress": selectors.rounds_progress(rounds)}
-        return RoundOutputSerializer(rounds, many=True, context=context).data
+        return cast(ReturnList, RoundOutputSerializer(rounds, many=True, context=context).data)
 
     def list(self, request: Request) -> Response:
-        rounds = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        rounds = self.paginate_queryset(self.filter_queryset(self.get_queryset())) or []
         return self.get_paginated_response(self._output(rounds))
 
     def retrieve(self, request: Request, pk: int) -> Response:

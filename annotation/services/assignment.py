@@ -4,7 +4,7 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -27,7 +27,7 @@ class SubmissionRefused(Exception):
 
 @transaction.atomic
 def session_start(
-    *, round_: Round, kind: str, name: str, user: AbstractBaseUser | None = None
+    *, round_: Round, kind: str, name: str, user: User | None = None
 ) -> WorkerSession:
     name = name.strip()
     if not name:

@@ -4,11 +4,12 @@ Nothing rendered here may reveal which model wrote a response: the page knows re
 only as Answer A and Answer B, and items only through the assignment's random token.
 """
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation import selectors
+from annotation.http import HtmxRequest
 from annotation.models import Annotator, Assignment, Round, WorkerSession
 from annotation.rendering import render_markdown
 from annotation.services import assignment as crowd
@@ -17,7 +18,7 @@ WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
 
 
 @require_http_methods(["GET", "POST"])
-def crowd_landing(request: HttpRequest, crowd_token: str) -> HttpResponse:
+def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
     round_ = get_object_or_404(Round, crowd_token=crowd_token)
     error = ""
     if request.method == "POST":
@@ -82,7 +83,7 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
     return context
 
 
-def _render_task(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
+def _render_task(request: HtmxRequest, context: dict, status: int = 200) -> HttpResponse:
     template = "crowd/_task.html" if request.htmx else "crowd/work.html"
     response = render(request, template, context, status=status)
     response["Cache-Control"] = "no-store"
@@ -90,14 +91,14 @@ def _render_task(request: HttpRequest, context: dict, status: int = 200) -> Http
 
 
 @require_http_methods(["GET"])
-def crowd_work(request: HttpRequest, session_token: str) -> HttpResponse:
+def crowd_work(request: HtmxRequest, session_token: str) -> HttpResponse:
     session = _session_or_404(session_token)
     assignment = crowd.assignment_current(session=session)
     return _render_task(request, _task_context(session, assignment))
 
 
 @require_POST
-def crowd_answer(request: HttpRequest, session_token: str) -> HttpResponse:
+def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
     session = _session_or_404(session_token)
     try:
         crowd.annotation_submit(

@@ -3,13 +3,14 @@
 import mimetypes
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 from matplotlib.figure import Figure
 
 from annotation import selectors
+from annotation.http import ResearcherRequest
 from annotation.models import Round
 from annotation.reports.build import battle_groups, leaderboard
 from annotation.reports.charts import inline_svg, leaderboard_figure
@@ -22,7 +23,7 @@ from annotation.reports.export import (
 )
 from annotation.reports.frames import project_battles
 from annotation.reports.selectors import round_report
-from annotation.reports.stats import MODE_TITLES
+from annotation.reports.stats import MODE_TITLES, Mode
 
 CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".csv": "text/csv; charset=utf-8"}
 
@@ -50,10 +51,10 @@ def _leaderboard(round_: Round, requested: str | None) -> dict:
 
 @login_required
 @require_GET
-def round_report_page(request: HttpRequest, round_id: int) -> HttpResponse:
+def round_report_page(request: ResearcherRequest, round_id: int) -> HttpResponse:
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
-    mode = request.GET.get("mode")
-    mode = mode if mode in MODE_TITLES else "annotation"
+    asked = request.GET.get("mode")
+    mode: Mode = "item" if asked == "item" else "annotation"
     report = round_report(round_)
     context = {
         "round": round_,
@@ -76,7 +77,7 @@ def round_report_page(request: HttpRequest, round_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def round_report_download(request: HttpRequest, round_id: int, name: str) -> HttpResponse:
+def round_report_download(request: ResearcherRequest, round_id: int, name: str) -> HttpResponse:
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
     report = round_report(round_)
     if name not in file_names(report):

@@ -2,47 +2,60 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors
 from annotation.forms import ImportForm, RoundForm
+from annotation.http import HtmxRequest, ResearcherRequest
 from annotation.import_jobs.services import import_job_create
 from annotation.links import crowd_link
 from annotation.models import Annotator, ImportJob
 from annotation.services.assignment import session_start
 from annotation.services.rounds import RoundInvalid, round_create
 
+ROUNDS_PER_PAGE = 25
+
 
 @require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
+def healthz(request: HtmxRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: ResearcherRequest) -> HttpResponse:
     return redirect("rounds")
 
 
 @login_required
 @require_GET
-def rounds(request: HttpRequest) -> HttpResponse:
-    round_list = list(selectors.rounds_for_user(request.user))
+def rounds(request: ResearcherRequest) -> HttpResponse:
+    page = Paginator(
+        selectors.rounds_for_user(request.user).order_by("-created_at", "-id"), ROUNDS_PER_PAGE
+    ).get_page(request.GET.get("page"))
+    round_list = list(page)
     progress = selectors.rounds_progress(round_list)
-    rows = [(r, progress[r.pk]) for r in round_list]
+    context = {
+        "rows": [(r, progress[r.pk]) for r in round_list],
+        "page": page,
+        "refresh_seconds": selectors.rounds_refresh_seconds(round_list, progress),
+    }
     template = "research/_rounds_table.html" if request.htmx else "research/rounds.html"
-    return render(request, template, {"rows": rows})
+    return render(request, template, context)
 
 
 @login_required
 @require_GET
-def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
+def round_detail(request: ResearcherRequest, round_id: int) -> HttpResponse:
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
+    progress = selectors.round_progress(round_)
     context = {
         "round": round_,
-        "progress": selectors.round_progress(round_),
+        "progress": progress,
+        "refresh_seconds": selectors.rounds_refresh_seconds([round_], {round_.pk: progress}),
         "counts": selectors.round_annotation_counts(round_),
         "workers": selectors.round_worker_count(round_),
         "crowd_link": crowd_link(round_),
@@ -53,7 +66,7 @@ def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def round_new(request: HttpRequest) -> HttpResponse:
+def round_new(request: ResearcherRequest) -> HttpResponse:
     projects = selectors.projects_for_user(request.user)
     form = RoundForm(request.POST or None, projects=projects)
     if request.method == "POST" and form.is_valid():
@@ -79,7 +92,7 @@ def round_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def round_annotate(request: HttpRequest, round_id: int) -> HttpResponse:
+def round_annotate(request: ResearcherRequest, round_id: int) -> HttpResponse:
     """A researcher annotates as an author, through the crowd worker's own page."""
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
     session = session_start(
@@ -93,7 +106,7 @@ def round_annotate(request: HttpRequest, round_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def imports(request: HttpRequest) -> HttpResponse:
+def imports(request: ResearcherRequest) -> HttpResponse:
     projects = selectors.projects_for_user(request.user)
     form = ImportForm(request.POST or None, request.FILES or None, projects=projects)
     if request.method == "POST" and form.is_valid():

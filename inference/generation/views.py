@@ -4,10 +4,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotation.http import ResearcherRequest
 from annotation.models import LanguageModel, Round
 from annotation.selectors import projects_for_user, rounds_for_user
 from inference.generation.forms import LaunchForm, RegisterModelForm
@@ -31,7 +32,7 @@ def _generation_context(round_: Round) -> dict[str, Any]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def round_generation(request: HttpRequest, round_id: int) -> HttpResponse:
+def round_generation(request: ResearcherRequest, round_id: int) -> HttpResponse:
     round_ = get_object_or_404(rounds_for_user(request.user), pk=round_id)
     form = LaunchForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -54,7 +55,7 @@ def round_generation(request: HttpRequest, round_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_cancel(request: ResearcherRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(
         GenerationRun.objects.filter(round__in=rounds_for_user(request.user)), pk=run_id
     )
@@ -65,7 +66,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def model_new(request: HttpRequest) -> HttpResponse:
+def model_new(request: ResearcherRequest) -> HttpResponse:
     form = RegisterModelForm(request.POST or None, projects=projects_for_user(request.user))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -4,11 +4,14 @@ The same services as the page and `manage.py judge_round`; rounds are reached th
 requesting user's projects, so another team's round answers 404.
 """
 
+from typing import cast
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.serializer_helpers import ReturnList
 from rest_framework.views import APIView
 
 from annotation.models import Round
@@ -51,9 +54,9 @@ class JudgeRunSerializer(serializers.Serializer):
     )
 
 
-def _runs_data(round_: Round) -> list:
-    progress = [selectors.run_progress(run) for run in selectors.runs_for_round(round_)]
-    return JudgeRunSerializer(progress, many=True).data
+def _runs_data(round_: Round) -> ReturnList:
+    progress = selectors.round_judge_progress(round_)
+    return cast(ReturnList, JudgeRunSerializer(progress, many=True).data)
 
 
 class RoundJudgesAPI(APIView):

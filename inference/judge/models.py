@@ -105,6 +105,10 @@ class JudgeRun(models.Model):
     def __str__(self) -> str:
         return f"{self.judge} on {self.round}"
 
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
 
 class JudgeCall(models.Model):
     """One judgment asked of the judge, with everything needed to audit it.

@@ -8,7 +8,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from annotation.models import Annotation, Item, Round
 from inference.judge.models import Judge, JudgeCall, JudgeRun
-from inference.judge.verdicts import combine_orders, position_consistency
+from inference.judge.verdicts import Combined, combine_orders, position_consistency
 
 
 @dataclass(frozen=True)
@@ -55,66 +55,104 @@ def judges_for_project(project_id: int) -> QuerySet[Judge]:
     return Judge.objects.filter(project_id=project_id)
 
 
-def _needed(run: JudgeRun) -> int:
-    items = Item.objects.filter(round_id=run.round_id)
-    if run.judge.mode == Judge.Mode.PAIRWISE:
-        return items.count() * (2 if run.judge.both_orders else 1)
-    responses = set()
-    for candidate, baseline in items.values_list("candidate_response_id", "baseline_response_id"):
-        responses.update((candidate, baseline))
-    return len(responses)
-
-
 def run_progress(run: JudgeRun) -> RunProgress:
     """Calls judged / needed, failures, tokens paid for and their cost at the judge's prices."""
+    return _progress(run.round_id, [run])[0]
+
+
+def round_judge_progress(round_: Round) -> list[RunProgress]:
+    """Every judge run of the round with its progress, in the same few queries however many
+    runs and calls there are (the judge page refreshes this while a run is active)."""
+    return _progress(round_.pk, list(runs_for_round(round_)))
+
+
+def _progress(round_id: int, runs: list[JudgeRun]) -> list[RunProgress]:
+    if not runs:
+        return []
     paid = Q(cached=False)
-    totals = run.calls.aggregate(
-        calls=Count("id"),
-        done=Count("id", filter=Q(status=JudgeCall.Status.DONE)),
-        failed=Count("id", filter=Q(status=JudgeCall.Status.FAILED)),
-        from_cache=Count("id", filter=Q(cached=True, status=JudgeCall.Status.DONE)),
-        prompt_tokens=Sum("prompt_tokens", filter=paid, default=0),
-        completion_tokens=Sum("completion_tokens", filter=paid, default=0),
-    )
-    judge = run.judge
-    cost = (
-        Decimal(totals["prompt_tokens"]) * judge.price_input_per_1k
-        + Decimal(totals["completion_tokens"]) * judge.price_output_per_1k
-    ) / 1000
-    choices: dict[str, int] = {}
-    consistent = both = 0
-    if judge.mode == Judge.Mode.PAIRWISE:
-        choices = dict(
-            Annotation.objects.filter(item__round_id=run.round_id, annotator_id=judge.annotator_id)
-            .values_list("choice")
-            .annotate(count=Count("id"))
-            .values_list("choice", "count")
+    totals = {
+        row["run_id"]: row
+        for row in JudgeCall.objects.filter(run__in=runs)
+        .values("run_id")
+        .annotate(
+            calls=Count("id"),
+            done=Count("id", filter=Q(status=JudgeCall.Status.DONE)),
+            failed=Count("id", filter=Q(status=JudgeCall.Status.FAILED)),
+            from_cache=Count("id", filter=Q(cached=True, status=JudgeCall.Status.DONE)),
+            prompt_tokens=Sum("prompt_tokens", filter=paid, default=0),
+            completion_tokens=Sum("completion_tokens", filter=paid, default=0),
         )
-        consistent, both = position_consistency(_combined_items(run).values())
-    return RunProgress(
-        run=run,
-        needed=max(totals["calls"], _needed(run)),
-        done=totals["done"],
-        failed=totals["failed"],
-        cached=totals["from_cache"],
-        prompt_tokens=totals["prompt_tokens"],
-        completion_tokens=totals["completion_tokens"],
-        cost=cost.quantize(Decimal("0.01")),
-        choices=choices,
-        consistent=consistent,
-        both_orders=both,
+        .order_by()
+    }
+    # Candidate and baseline responses come from different models, so the two distinct
+    # counts add up to the number of responses an absolute judge rates.
+    items = Item.objects.filter(round_id=round_id).aggregate(
+        items=Count("id"),
+        candidates=Count("candidate_response_id", distinct=True),
+        baselines=Count("baseline_response_id", distinct=True),
     )
+    pairwise = [run for run in runs if run.judge.mode == Judge.Mode.PAIRWISE]
+    choices: dict[int, dict[str, int]] = defaultdict(dict)
+    for annotator_id, choice, count in (
+        Annotation.objects.filter(
+            item__round_id=round_id, annotator_id__in=[run.judge.annotator_id for run in pairwise]
+        )
+        .values("annotator_id", "choice")
+        .annotate(count=Count("id"))
+        .values_list("annotator_id", "choice", "count")
+        .order_by()
+    ):
+        choices[annotator_id][choice] = count
+    combined = _combined_items(pairwise)
+    empty = {"calls": 0, "done": 0, "failed": 0, "from_cache": 0}
+    progress = []
+    for run in runs:
+        row = totals.get(run.pk, {**empty, "prompt_tokens": 0, "completion_tokens": 0})
+        judge = run.judge
+        if judge.mode == Judge.Mode.PAIRWISE:
+            needed = items["items"] * (2 if judge.both_orders else 1)
+            consistent, both = position_consistency(combined[run.pk].values())
+        else:
+            needed = items["candidates"] + items["baselines"]
+            consistent = both = 0
+        cost = (
+            Decimal(row["prompt_tokens"]) * judge.price_input_per_1k
+            + Decimal(row["completion_tokens"]) * judge.price_output_per_1k
+        ) / 1000
+        progress.append(
+            RunProgress(
+                run=run,
+                needed=max(row["calls"], needed),
+                done=row["done"],
+                failed=row["failed"],
+                cached=row["from_cache"],
+                prompt_tokens=row["prompt_tokens"],
+                completion_tokens=row["completion_tokens"],
+                cost=cost.quantize(Decimal("0.01")),
+                choices=choices[judge.annotator_id] if judge.mode == Judge.Mode.PAIRWISE else {},
+                consistent=consistent,
+                both_orders=both,
+            )
+        )
+    return progress
 
 
-def _combined_items(run: JudgeRun) -> dict:
-    votes: dict[int, dict[bool, str]] = defaultdict(dict)
-    for item_pk, order, verdict in run.calls.filter(
-        status=JudgeCall.Status.DONE, item__isnull=False
-    ).values_list("item_id", "candidate_first", "verdict"):
-        votes[item_pk][order] = verdict
+def _combined_items(runs: list[JudgeRun]) -> dict[int, dict[int, Combined]]:
+    """Per run, each item's verdict combined over the orders the judge saw."""
+    votes: dict[int, dict[int, dict[bool, str]]] = {run.pk: defaultdict(dict) for run in runs}
+    if runs:
+        for run_pk, item_pk, order, verdict in JudgeCall.objects.filter(
+            run__in=runs, status=JudgeCall.Status.DONE, item__isnull=False
+        ).values_list("run_id", "item_id", "candidate_first", "verdict"):
+            if order is not None:  # Pairwise calls always record the order shown.
+                votes[run_pk][item_pk][order] = verdict
+    rules = {run.pk: run.judge.inconsistent_as_tie for run in runs}
     return {
-        item_pk: combine_orders(item_votes, inconsistent_as_tie=run.judge.inconsistent_as_tie)
-        for item_pk, item_votes in votes.items()
+        run_pk: {
+            item_pk: combine_orders(item_votes, inconsistent_as_tie=rules[run_pk])
+            for item_pk, item_votes in run_votes.items()
+        }
+        for run_pk, run_votes in votes.items()
     }
 
 
@@ -126,11 +164,14 @@ def run_failures(run: JudgeRun, limit: int = 20) -> QuerySet[JudgeCall]:
     )
 
 
-def run_scores(run: JudgeRun) -> dict[str, Counter]:
-    """Absolute modes: how many responses of each model got each label."""
+def run_scores(run: JudgeRun) -> dict[str, dict[str, int]]:
+    """Absolute modes: how many responses of each model got each label.
+
+    Plain dicts, not Counters: a template reads `counts.items` as a key first, and a Counter
+    answers 0 for any key."""
     scores: dict[str, Counter] = defaultdict(Counter)
     for model_name, verdict in run.calls.filter(
         status=JudgeCall.Status.DONE, response__isnull=False
     ).values_list("response__model__name", "verdict"):
         scores[model_name][verdict] += 1
-    return dict(scores)
+    return {name: dict(sorted(counts.items())) for name, counts in scores.items()}

@@ -2,20 +2,21 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotation.http import ResearcherRequest
 from annotation.selectors import rounds_for_user
 from inference.judge import selectors, services
 from inference.judge.forms import JudgeStartForm
-from inference.judge.models import JudgeRun
+from inference.judge.models import Judge, JudgeRun
 from inference.judge.prompts import JudgeInvalid
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def round_judges(request: HttpRequest, round_id: int) -> HttpResponse:
+def round_judges(request: ResearcherRequest, round_id: int) -> HttpResponse:
     round_ = get_object_or_404(rounds_for_user(request.user), pk=round_id)
     judges = selectors.judges_for_project(round_.project_id)
     form = JudgeStartForm(request.POST or None, judges=judges)
@@ -37,18 +38,24 @@ def round_judges(request: HttpRequest, round_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Judge {judge.name!r} is queued on this round.")
             return redirect("judge-round", round_id=round_.pk)
+    progress = selectors.round_judge_progress(round_)
     runs = [
-        (selectors.run_progress(run), selectors.run_failures(run), selectors.run_scores(run))
-        for run in selectors.runs_for_round(round_)
+        (
+            run,
+            selectors.run_failures(run.run) if run.failed else [],
+            selectors.run_scores(run.run) if run.run.judge.mode != Judge.Mode.PAIRWISE else {},
+        )
+        for run in progress
     ]
-    context = {"round": round_, "runs": runs, "form": form}
+    active = any(run.run.is_active for run in progress)
+    context = {"round": round_, "runs": runs, "form": form, "active": active}
     template = "inference/_judge_runs.html" if request.htmx else "inference/round_judges.html"
     return render(request, template, context)
 
 
 @login_required
 @require_POST
-def run_retry_failed(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_retry_failed(request: ResearcherRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(
         JudgeRun.objects.filter(round__in=rounds_for_user(request.user)), pk=run_id
     )

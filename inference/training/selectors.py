@@ -5,21 +5,20 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from annotation.selectors import visible_to
+from annotation.selectors import Viewer, visible_to
 from inference.training.data import Example
 from inference.training.models import TrainingExample, TrainingRun, TrainingSet
 
 
-def training_runs_for_user(user: AbstractBaseUser) -> QuerySet[TrainingRun]:
+def training_runs_for_user(user: Viewer) -> QuerySet[TrainingRun]:
     return visible_to(user, TrainingRun.objects.all()).select_related(
         "project", "training_set", "dev_set", "judge", "registered_model"
     )
 
 
-def training_sets_for_user(user: AbstractBaseUser) -> QuerySet[TrainingSet]:
+def training_sets_for_user(user: Viewer) -> QuerySet[TrainingSet]:
     return visible_to(user, TrainingSet.objects.all()).select_related("project")
 
 

@@ -4,10 +4,11 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotation.http import ResearcherRequest
 from annotation.selectors import projects_for_user
 from inference.training.data import TrainingDataInvalid
 from inference.training.forms import LaunchForm, UploadForm
@@ -30,7 +31,7 @@ from inference.training.services import (
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def training(request: HttpRequest) -> HttpResponse:
+def training(request: ResearcherRequest) -> HttpResponse:
     """Runs with their progress, the training sets, and the forms to upload and launch."""
     projects = projects_for_user(request.user)
     posted = request.POST.get("action")
@@ -78,6 +79,7 @@ def training(request: HttpRequest) -> HttpResponse:
     runs = [(run, run_progress(run)) for run in training_runs_for_user(request.user)[:50]]
     context = {
         "runs": runs,
+        "active": any(run.is_active for run, _ in runs),
         "training_sets": training_sets_for_user(request.user)[:50],
         "upload": upload,
         "launch": launch,
@@ -89,7 +91,7 @@ def training(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET"])
-def training_run(request: HttpRequest, run_id: int) -> HttpResponse:
+def training_run(request: ResearcherRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
     context = {
         "run": run,
@@ -104,7 +106,7 @@ def training_run(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def training_run_cancel_view(request: HttpRequest, run_id: int) -> HttpResponse:
+def training_run_cancel_view(request: ResearcherRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
     training_run_cancel(run=run)
     messages.success(request, "Cancelled: it stops at the next step with a checkpoint.")
@@ -113,7 +115,7 @@ def training_run_cancel_view(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def training_run_resume_view(request: HttpRequest, run_id: int) -> HttpResponse:
+def training_run_resume_view(request: ResearcherRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(training_runs_for_user(request.user), pk=run_id)
     try:
         training_run_resume(run=run)

@@ -5,6 +5,8 @@ import re
 import pytest
 
 from annotation.models import Annotation, Annotator
+from inference.judge.models import JudgeRun
+from inference.judge.services import judge_create
 from tests.factories import make_project, make_round, make_user
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -63,3 +65,37 @@ def test_researcher_logs_in_opens_a_round_and_annotates_as_author(
     assert annotation.annotator.user_id == user.pk
     assert annotation.shown_choice == Annotation.ShownChoice.NEITHER
     assert annotation.choice == Annotation.Choice.TIE
+
+
+def test_a_live_page_stops_polling_once_nothing_runs(live_server, page, page_errors):
+    user = make_user("grace", PASSWORD)
+    round_ = make_round(project=make_project("polling lab", user), prompts=2)
+    judge = judge_create(
+        project=round_.project, name="idle-judge", base_url="http://127.0.0.1:9/v1"
+    )
+    run = JudgeRun.objects.create(round=round_, judge=judge, status=JudgeRun.Status.RUNNING)
+    judges_url = f"/inference/rounds/{round_.pk}/judges/"
+    polls: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            polls.append(request.url)
+            if request.headers.get("hx-request") and judges_url in request.url
+            else None
+        ),
+    )
+
+    page.goto(f"{live_server.url}/accounts/login/?next={judges_url}")
+    page.get_by_label("Username").fill("grace")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#judge-runs")).to_contain_text("idle-judge")
+    page.wait_for_timeout(3_500)
+    assert len(polls) >= 1  # Polls every 3 s while the run is running.
+
+    JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.DONE)
+    expect(page.locator("#judge-runs .status")).to_have_text("Done", timeout=5_000)
+    settled = len(polls)
+    page.wait_for_timeout(7_000)  # Two more 3 s periods: an idle page asks for nothing.
+    assert len(polls) == settled
+    assert page_errors == []

@@ -1,9 +1,12 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from annotation.models import Annotator, Round
 from annotation.services.assignment import annotation_submit, assignment_current, session_start
+from annotation.services.rounds import round_create
 from tests.factories import make_project, make_round, make_user
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +102,70 @@ def test_it_polls_the_import_list_only_while_a_job_is_queued_or_running(client):
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.DONE)
     partial = client.get(reverse("imports"), headers={"HX-Request": "true"}).content.decode()
     assert 'id="import-jobs"' in partial and 'hx-trigger="every 2s"' not in partial
+
+
+def another_round(like: Round, name: str) -> Round:
+    return round_create(
+        project=like.project,
+        prompt_set=like.prompt_set,
+        candidate=like.candidate,
+        baselines=list(like.baselines.all()),
+        name=name,
+        shared_items=0,
+    )
+
+
+def test_the_rounds_list_is_paginated_newest_first(client):
+    user = make_user()
+    project = make_project("lab", user)
+    first_round = make_round(prompts=1, project=project, name="round 00")
+    made = [first_round] + [another_round(first_round, f"round {i:02d}") for i in range(1, 27)]
+    client.force_login(user)
+    first = client.get(reverse("rounds")).content.decode()
+    assert "round 26" in first and "round 02" in first and "round 01" not in first
+    assert "Page 1 of 2 · 27 rounds" in first
+    second = client.get(reverse("rounds"), {"page": 2}).content.decode()
+    assert "round 01" in second and "round 00" in second and "round 02" not in second
+    assert f'hx-get="{reverse("rounds")}?page=2"' in second
+    assert len(made) == 27
+
+
+def test_the_rounds_list_takes_the_same_queries_for_one_round_or_a_page_of_them(
+    client, django_assert_num_queries
+):
+    user = make_user()
+    project = make_project("lab", user)
+    first_round = make_round(prompts=2, project=project, baselines=("a", "b"))
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as one_round:
+        client.get(reverse("rounds"))
+    for i in range(30):
+        another_round(first_round, f"more {i}")
+    with django_assert_num_queries(len(one_round)):
+        client.get(reverse("rounds"))
+
+
+def test_round_pages_poll_fast_while_a_worker_holds_an_item_slowly_while_open_and_never_after(
+    client,
+):
+    user = make_user()
+    round_ = make_round(prompts=1, project=make_project("lab", user), annotators_per_item=1)
+    client.force_login(user)
+    pages = (reverse("rounds"), reverse("round-detail", args=[round_.pk]))
+
+    def triggers() -> list[str]:
+        found = []
+        for url in pages:
+            for headers in ({}, {"HX-Request": "true"}):
+                html = client.get(url, headers=headers).content.decode()
+                found.append(
+                    html.split('hx-trigger="')[1].split('"')[0] if "hx-trigger" in html else ""
+                )
+        return found
+
+    assert triggers() == ["every 60s"] * 4  # Open, nobody working yet.
+    session = session_start(round_=round_, kind=Annotator.Kind.CROWD, name="w1")
+    assignment = assignment_current(session=session)
+    assert triggers() == ["every 5s"] * 4
+    annotation_submit(session=session, assignment_token=assignment.token, shown_choice="A")
+    assert triggers() == [""] * 4  # Every item has its K annotations.

@@ -4,6 +4,8 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -83,6 +85,35 @@ def test_it_launches_from_the_page_and_shows_progress_failures_and_throughput(
     assert "1 of 4 responses failed" in page
     assert "prompt 2: HTTP 500" in page
     assert "Responses/s" in page and "—" in page
+
+
+def test_the_progress_polls_only_while_the_generation_is_queued_or_running(client, user, round_):
+    client.force_login(user)
+    url = reverse("generation-round", args=[round_.pk])
+    assert "hx-trigger" not in client.get(url).content.decode()  # Not launched yet.
+    generation_launch(round_=round_)
+    assert 'hx-trigger="every 2s"' in client.get(url).content.decode()
+    run_tasks(round_)
+    assert not GenerationRun.objects.get().is_active
+    page, partial = client.get(url), client.get(url, headers={"HX-Request": "true"})
+    for html in (page.content.decode(), partial.content.decode()):
+        assert 'id="generation-progress"' in html and "hx-trigger" not in html
+
+
+def test_the_progress_reads_a_fixed_number_of_queries_however_many_responses_failed(
+    client, user, round_, server
+):
+    client.force_login(user)
+    url = reverse("generation-round", args=[round_.pk])
+    generation_launch(round_=round_)
+    with CaptureQueriesContext(connection) as before:
+        client.get(url, headers={"HX-Request": "true"})
+    server.fail_when("Question", "500")
+    run_tasks(round_)
+    with CaptureQueriesContext(connection) as after:
+        page = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "4 of 4 responses failed" in page
+    assert len(after) == len(before)
 
 
 def test_it_shows_what_to_fix_when_a_launch_is_refused(client, user, round_):

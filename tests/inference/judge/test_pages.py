@@ -5,8 +5,13 @@ import logging
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from inference.judge import selectors
+from inference.judge.services import judge_run_attach
+from inference.judge.worker import judge_run_execute
 from inference.models import Judge, JudgeCall, JudgeRun
 from tests.factories import make_project, make_round, make_user
 from tests.support.judging import (
@@ -127,3 +132,57 @@ def test_the_api_key_is_in_no_database_row_log_line_or_page(client, researcher, 
     assert API_KEY not in caplog.text
     pages = judges_page(client, round_) + client.get(reverse("admin:index")).content.decode()
     assert API_KEY not in pages
+
+
+def queries_for(client, url, **headers) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url, headers=headers).status_code == 200
+    return len(captured)
+
+
+def test_the_page_polls_only_while_a_judge_run_is_queued_or_running(client, researcher, server):
+    round_ = make_round(prompts=2, project=researcher)
+    judge = make_judge(round_, server)
+    run = judge_run_attach(round_=round_, judge=judge)
+    assert 'hx-trigger="every 3s"' in judges_page(client, round_)
+    judge_run_execute(run_id=run.pk)
+    page, partial = judges_page(client, round_), judges_page(client, round_, HX_Request="true")
+    assert 'id="judge-runs"' in page and 'id="judge-runs"' in partial
+    assert "hx-trigger" not in page and "hx-trigger" not in partial
+
+
+def test_judge_progress_takes_the_same_queries_for_one_run_or_many(client, researcher, server):
+    round_ = make_round(prompts=3, baselines=("baseline", "other"), project=researcher)
+    url = reverse("judge-round", args=[round_.pk])
+    run_judge(round_, make_judge(round_, server, name="first"))
+    one_run = queries_for(client, url, HX_Request="true")
+    for name in ("second", "third"):
+        run_judge(round_, make_judge(round_, server, name=name))
+    assert queries_for(client, url, HX_Request="true") == one_run
+    progress = selectors.round_judge_progress(round_)
+    assert [(p.run.judge.name, p.done, p.needed, p.recorded) for p in progress] == [
+        (name, 12, 12, 6) for name in ("first", "second", "third")
+    ]
+    assert all(p.consistency_percent == 100 for p in progress)
+
+
+def test_an_absolute_judge_needs_each_response_once_beside_a_pairwise_one(
+    client, researcher, server
+):
+    round_ = make_round(prompts=3, baselines=("baseline", "other"), project=researcher)
+
+    def responder(request):
+        if "Answer: Answer " in request.prompt:
+            return Reply("Clear and correct.\nScore: 5")
+        return prefers_candidate(request)
+
+    server.responder = responder
+    run_judge(round_, make_judge(round_, server, name="pairs"))
+    run_judge(round_, make_judge(round_, server, name="scores", mode="helpfulness_1_6"))
+    by_name = {p.run.judge.name: p for p in selectors.round_judge_progress(round_)}
+    # Six items judged in both orders; nine responses (three models) scored once each.
+    assert (by_name["pairs"].done, by_name["pairs"].needed) == (12, 12)
+    assert (by_name["scores"].done, by_name["scores"].needed) == (9, 9)
+    assert by_name["scores"].choices == {} and by_name["pairs"].choices == {"candidate": 6}
+    assert selectors.run_progress(by_name["scores"].run) == by_name["scores"]
+    assert "<td>other</td><td>5: 3</td>" in judges_page(client, round_)

@@ -6,6 +6,8 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -19,10 +21,10 @@ pytestmark = pytest.mark.django_db
 Status = TrainingRun.Status
 
 
-def _launch(lab, base_model, **recipe):
+def _launch(lab, base_model, name="lima-tiny", **recipe):
     return training_run_launch(
         project=lab["project"],
-        name="lima-tiny",
+        name=name,
         training_set=lab["training_set"],
         base_model=str(base_model),
         dev_set=lab["dev_set"],
@@ -95,6 +97,33 @@ def test_it_launches_from_the_page_and_shows_live_progress_and_a_cancel_button(
     partial = client.get(reverse("training-run", args=[run.pk]), HTTP_HX_REQUEST="true")
     assert "hx-trigger" not in partial.content.decode()
     assert reverse("training-run-resume", args=[run.pk]) in partial.content.decode()
+
+
+def test_the_runs_list_polls_only_while_a_run_is_queued_training_or_selecting(
+    client, user, lab, base_model
+):
+    client.force_login(user)
+    assert "hx-trigger" not in client.get(reverse("training")).content.decode()
+    run = _launch(lab, base_model)
+    assert 'hx-trigger="every 2s"' in client.get(reverse("training")).content.decode()
+    TrainingRun.objects.filter(pk=run.pk).update(status=Status.SELECTING)
+    partial = client.get(reverse("training"), HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="training-runs"' in partial and 'hx-trigger="every 2s"' in partial
+    TrainingRun.objects.filter(pk=run.pk).update(status=Status.FAILED)
+    partial = client.get(reverse("training"), HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="training-runs"' in partial and "hx-trigger" not in partial
+
+
+def test_the_runs_list_takes_the_same_queries_for_one_run_or_many(client, user, lab, base_model):
+    client.force_login(user)
+    _launch(lab, base_model)
+    with CaptureQueriesContext(connection) as one_run:
+        client.get(reverse("training"), HTTP_HX_REQUEST="true")
+    for number in range(3):
+        _launch(lab, base_model, name=f"lima-tiny-{number}")
+    with CaptureQueriesContext(connection) as four_runs:
+        client.get(reverse("training"), HTTP_HX_REQUEST="true")
+    assert len(four_runs) == len(one_run)
 
 
 def test_a_finished_run_shows_its_figures_scores_and_model(client, user, lab, base_model):
