@@ -1,6 +1,6 @@
 from django import forms
 
-from annotation.models import LanguageModel, Project, PromptSet
+from annotation.models import LanguageModel, Project, PromptSet, Round
 
 
 def _model_choices(form: forms.Form, name: str) -> forms.ModelChoiceField:
@@ -48,6 +48,11 @@ class RoundForm(forms.Form):
     annotators_per_item = forms.IntegerField(min_value=1, initial=1)
     shared_items = forms.IntegerField(min_value=0, initial=50)
     items_per_worker = forms.IntegerField(min_value=1, initial=100)
+    text_format = forms.ChoiceField(
+        choices=Round.TextFormat.choices,
+        initial=Round.TextFormat.MARKDOWN,
+        help_text="How annotators see prompts and answers; the judge always reads the raw text.",
+    )
 
     def __init__(self, *args, projects, **kwargs):
         super().__init__(*args, **kwargs)

@@ -47,6 +47,9 @@ class Prompt(models.Model):
     text = models.TextField()
     # Turns after the first user turn (LIMA release format), the source, and any other fields.
     extra = models.JSONField(default=dict, blank=True)
+    # The Markdown rendering the crowd sees, made once by annotation.rendering (its version).
+    html = models.TextField(blank=True, default="")
+    html_version = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["prompt_set", "position"]
@@ -93,6 +96,9 @@ class Response(models.Model):
     # A hash of the settings a generated response was made with; "" when imported. A model
     # answers a prompt once per settings, so rounds with other sampling keep their own answers.
     settings_key = models.CharField(max_length=64, default="", blank=True)
+    # The Markdown rendering the crowd sees, made once by annotation.rendering (its version).
+    html = models.TextField(blank=True, default="")
+    html_version = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -109,6 +115,10 @@ class Response(models.Model):
 class Round(models.Model):
     """A prompt set, a candidate and its baselines, annotated through one crowd link."""
 
+    class TextFormat(models.TextChoices):
+        MARKDOWN = "markdown", "Markdown (code, lists, tables, emphasis, links)"
+        PLAIN = "plain", "Plain text, whitespace kept"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
     name = models.CharField(max_length=200)
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="rounds")
@@ -122,6 +132,10 @@ class Round(models.Model):
     # round_create gives the CROWD_LEASE_SECONDS setting when no lease is asked; this default
     # only serves rows made otherwise.
     lease_seconds = models.PositiveIntegerField(default=30 * 60)
+    # How prompts and answers are shown to annotators; the judge always reads the raw text.
+    text_format = models.CharField(
+        max_length=10, choices=TextFormat.choices, default=TextFormat.MARKDOWN
+    )
     seed = models.BigIntegerField()
     crowd_token = models.CharField(max_length=40, unique=True, default=_url_token)
     completion_code = models.CharField(max_length=20, default=_completion_code)

@@ -44,6 +44,11 @@ class RoundInputSerializer(serializers.Serializer):
         help_text="Seconds a crowd worker holds an item; default: the CROWD_LEASE_SECONDS setting.",
     )
     seed = serializers.IntegerField(required=False, min_value=-(2**63), max_value=2**63 - 1)
+    text_format = serializers.ChoiceField(
+        choices=Round.TextFormat.choices,
+        required=False,
+        help_text="How annotators see prompts and answers; the judge always reads the raw text.",
+    )
 
 
 class BaselineProgressSerializer(serializers.Serializer):
@@ -77,6 +82,7 @@ class RoundOutputSerializer(serializers.ModelSerializer):
             "shared_items",
             "items_per_worker",
             "lease_seconds",
+            "text_format",
             "seed",
             "crowd_link",
             "completion_code",

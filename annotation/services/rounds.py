@@ -38,6 +38,7 @@ def round_create(
     items_per_worker: int = 100,
     lease_seconds: int | None = None,
     seed: int | None = None,
+    text_format: str = Round.TextFormat.MARKDOWN,
 ) -> Round:
     """A round and its items; the lease defaults to the CROWD_LEASE_SECONDS setting."""
     if lease_seconds is None:
@@ -57,6 +58,10 @@ def round_create(
         raise RoundInvalid("Shared items cannot be negative.")
     if items_per_worker < 1:
         raise RoundInvalid("Items per worker must be at least 1.")
+    if text_format not in Round.TextFormat.values:
+        raise RoundInvalid(
+            f"Unknown text format {text_format!r}: use one of {', '.join(Round.TextFormat.values)}."
+        )
     if lease_seconds < 10:
         raise RoundInvalid("The lease must be at least 10 seconds.")
     if seed is None:
@@ -71,6 +76,7 @@ def round_create(
         items_per_worker=items_per_worker,
         lease_seconds=lease_seconds,
         seed=seed,
+        text_format=text_format,
     )
     round_.baselines.set(baselines)
     created = round_add_missing_items(round_=round_)

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotation import selectors
 from annotation.http import HtmxRequest
 from annotation.models import Annotator, Assignment, Round, WorkerSession
-from annotation.rendering import render_markdown
 from annotation.services import assignment as crowd
+from annotation.services.display import text_shown
 
 WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
 
@@ -66,6 +66,7 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
             context["completion_code"] = session.round.completion_code
         return context
     item = selectors.item_for_display(assignment.item_id)
+    text_format = session.round.text_format
     first, second = (
         (item.candidate_response, item.baseline_response)
         if item.candidate_first
@@ -75,9 +76,9 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
         {
             "assignment_token": assignment.token,
             "position": session.completed_items + 1,
-            "prompt_html": render_markdown(item.prompt.text),
-            "answer_a_html": render_markdown(first.text),
-            "answer_b_html": render_markdown(second.text),
+            "prompt_html": text_shown(item.prompt, text_format),
+            "answer_a_html": text_shown(first, text_format),
+            "answer_b_html": text_shown(second, text_format),
         }
     )
     return context

@@ -81,6 +81,7 @@ def round_new(request: ResearcherRequest) -> HttpResponse:
                 annotators_per_item=data["annotators_per_item"],
                 shared_items=data["shared_items"],
                 items_per_worker=data["items_per_worker"],
+                text_format=data["text_format"],
             )
         except RoundInvalid as invalid:
             form.add_error(None, str(invalid))

@@ -1,7 +1,8 @@
 """A crowd worker's whole pass through a round, in a real Chromium.
 
 Keyboard answers swapped in by htmx (no full page load), the completion code, what the
-database recorded, sanitised Markdown, and blinding: no model name ever reaches the page.
+database recorded, Markdown with raw HTML shown as text, and blinding: no model name ever
+reaches the page.
 """
 
 import pytest
@@ -130,10 +131,10 @@ def test_crowd_worker_answers_three_items_with_the_keyboard(
             seen_hostile = True
             expect(task.locator(".answer em")).to_have_text("Miso")
             expect(task.locator("script, img, [onerror]")).to_have_count(0)
-            link = task.locator(".answer a", has_text="link")
-            expect(link).to_have_count(1)
-            assert not (link.get_attribute("href") or "").lower().startswith("javascript")
-            link.click()  # harmless once sanitised: no href, so nothing runs or navigates
+            # Shown as written, as the judge reads it: the HTML and the link are text.
+            expect(task.locator(".answer a")).to_have_count(0)
+            expect(task.locator(".answers")).to_contain_text("<script>window.__pwned = 1</script>")
+            expect(task.locator(".answers")).to_contain_text("[link](javascript:window.__pwned=3)")
         assert page.evaluate("typeof window.__pwned") == "undefined"
 
         page.keyboard.press(key)

@@ -3,7 +3,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.links import crowd_link
-from annotation.models import LanguageModel, Project, PromptSet
+from annotation.models import LanguageModel, Project, PromptSet, Round
 from annotation.services.rounds import RoundInvalid, round_create
 
 
@@ -36,6 +36,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="")
         parser.add_argument("--seed", type=int)
+        parser.add_argument(
+            "--text-format",
+            choices=Round.TextFormat.values,
+            default=Round.TextFormat.MARKDOWN,
+            help="How annotators see prompts and answers (the judge reads the raw text).",
+        )
         parser.add_argument("--project", default="default")
 
     def handle(self, *args, **options):
@@ -61,6 +67,7 @@ class Command(BaseCommand):
                 items_per_worker=options["items_per_worker"],
                 lease_seconds=options["lease_seconds"],
                 seed=options["seed"],
+                text_format=options["text_format"],
             )
         except RoundInvalid as error:
             raise CommandError(str(error)) from error

@@ -380,6 +380,25 @@ def test_it_creates_a_round_and_returns_its_crowd_link(client, project, settings
     ]
     assert (round_.annotators_per_item, round_.shared_items, round_.items_per_worker) == (3, 2, 4)
     assert round_.items.filter(is_shared=True).count() == 2
+    assert round_.text_format == body["text_format"] == "markdown"
+
+
+def test_it_creates_a_plain_text_round_and_names_an_unknown_format(client, project):
+    prompt_set = make_prompt_set(project, 2)
+    candidate = make_model_with_responses(project, prompt_set, "candidate")
+    baseline = make_model_with_responses(project, prompt_set, "baseline")
+    body = {
+        "project": project.pk,
+        "prompt_set": prompt_set.pk,
+        "candidate": candidate.pk,
+        "baselines": [baseline.pk],
+    }
+    refused = client.post("/api/rounds/", {**body, "text_format": "html"}, format="json")
+    assert refused.status_code == 400 and "text_format" in refused.json()
+    assert not Round.objects.exists()
+    made = client.post("/api/rounds/", {**body, "text_format": "plain"}, format="json")
+    assert made.status_code == 201 and made.json()["text_format"] == "plain"
+    assert Round.objects.get().text_format == Round.TextFormat.PLAIN
 
 
 def test_it_refuses_a_round_whose_candidate_is_also_a_baseline(client, project):

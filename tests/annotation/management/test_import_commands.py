@@ -273,6 +273,17 @@ def test_it_creates_a_round_and_prints_its_id_and_crowd_link(alpaca_set, setting
     assert f"Crowd link: https://eval.example.org/c/{round_.crowd_token}/" in stdout
     assert (round_.seed, round_.shared_items) == (7, 20)
     assert round_.items.filter(is_shared=True).count() == 20
+    assert round_.text_format == Round.TextFormat.MARKDOWN
+
+
+@pytest.mark.django_db
+def test_it_creates_a_round_that_shows_plain_text(alpaca_set):
+    run(
+        "create_round",
+        *("--set", "alpaca", "--candidate", CANDIDATE, "--baseline", BASELINE),
+        *("--text-format", "plain"),
+    )
+    assert Round.objects.get().text_format == Round.TextFormat.PLAIN
 
 
 @pytest.mark.django_db

@@ -67,6 +67,7 @@ def test_it_creates_a_round_from_the_form_and_explains_a_refusal(client):
         "annotators_per_item": 1,
         "shared_items": 0,
         "items_per_worker": 10,
+        "text_format": "plain",
     }
     refused = client.post(reverse("round-new"), form)
     assert "both the candidate and a baseline" in refused.content.decode()
@@ -76,6 +77,9 @@ def test_it_creates_a_round_from_the_form_and_explains_a_refusal(client):
     new_round = Round.objects.get(name="second round")
     assert created["Location"] == reverse("round-detail", args=[new_round.pk])
     assert new_round.items.count() == existing.items.count()
+    assert new_round.text_format == Round.TextFormat.PLAIN
+    page = client.get(created["Location"]).content.decode()
+    assert "Plain text, whitespace kept" in page
 
 
 def test_it_chooses_the_project_already_when_the_user_has_only_one(client):
