@@ -48,6 +48,13 @@ class RoundForm(forms.Form):
     annotators_per_item = forms.IntegerField(min_value=1, initial=1)
     shared_items = forms.IntegerField(min_value=0, initial=50)
     items_per_worker = forms.IntegerField(min_value=1, initial=100)
+    completion_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Optional: where a worker who finished is sent, e.g. your Prolific study's "
+        "completion URL; {code} in it is replaced by the worker's own code.",
+    )
     text_format = forms.ChoiceField(
         choices=Round.TextFormat.choices,
         initial=Round.TextFormat.MARKDOWN,

@@ -12,7 +12,12 @@ def _url_token() -> str:
 
 
 def _completion_code() -> str:
+    """The old shared completion code; kept only so that old migrations still import."""
     return secrets.token_hex(4).upper()
+
+
+def _completion_secret() -> str:
+    return secrets.token_hex(16)
 
 
 class Project(models.Model):
@@ -138,7 +143,14 @@ class Round(models.Model):
     )
     seed = models.BigIntegerField()
     crowd_token = models.CharField(max_length=40, unique=True, default=_url_token)
-    completion_code = models.CharField(max_length=20, default=_completion_code)
+    # Each worker's completion code is an HMAC of the worker id under this round's secret.
+    completion_secret = models.CharField(max_length=64, default=_completion_secret)
+    completion_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Where a worker who finished is sent, e.g. the study's Prolific completion "
+        "URL; {code} in it is replaced by the worker's completion code.",
+    )
     # {model id: settings key} of the responses compared, set when generation is launched;
     # a model not named here is compared on its imported responses (key "").
     response_keys = models.JSONField(default=dict, blank=True)
@@ -235,7 +247,13 @@ class WorkerSession(models.Model):
     token = models.CharField(max_length=40, unique=True, default=_url_token)
     completed_items = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
+    last_answer_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Issued once the worker has done their quota or every item open to them; "" before.
+    completion_code = models.CharField(max_length=20, blank=True, default="")
+    # SHA-256 of the secret in the cookie of the browser that started the session: the same
+    # worker id from another browser cannot continue it.
+    browser_key_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -1,7 +1,10 @@
 """Reads for pages and the API."""
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from statistics import median
 from typing import TypeVar
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -142,6 +145,96 @@ def round_annotation_counts(round_: Round) -> dict[str, int]:
 
 def round_worker_count(round_: Round) -> int:
     return WorkerSession.objects.filter(round=round_).count()
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """One annotator's pass through a round, for the workers page and its export."""
+
+    worker_id: str
+    kind: str
+    status: str  # complete, working (holds an item now), left (started, stopped before the end)
+    items_done: int
+    quota: int
+    started_at: datetime
+    last_answer_at: datetime | None
+    finished_at: datetime | None
+    completion_code: str
+    median_seconds: float | None
+    answered_a: int
+    answered_b: int
+    answered_neither: int
+
+    @property
+    def first_position_share(self) -> float | None:
+        """Share of A among the A/B answers: near 1 or 0 is a worker who always picks a side."""
+        sided = self.answered_a + self.answered_b
+        return self.answered_a / sided if sided else None
+
+
+WORKER_COLUMNS = [
+    "worker_id",
+    "kind",
+    "status",
+    "items_done",
+    "quota",
+    "started_at",
+    "last_answer_at",
+    "finished_at",
+    "completion_code",
+    "median_seconds",
+    "answered_a",
+    "answered_b",
+    "answered_neither",
+]
+
+
+def round_workers(round_: Round) -> list[WorkerRow]:
+    """Every crowd worker and author of the round, in the order they started (three queries)."""
+    sessions = list(
+        WorkerSession.objects.filter(round=round_)
+        .select_related("annotator")
+        .order_by("started_at", "pk")
+    )
+    working = set(
+        Assignment.objects.filter(
+            item__round=round_, status=Assignment.Status.LEASED, expires_at__gt=timezone.now()
+        ).values_list("session_id", flat=True)
+    )
+    answers: dict[int, list[tuple[str, float | None]]] = {}
+    for annotator_id, shown_choice, seconds in Annotation.objects.filter(
+        item__round=round_, assignment__isnull=False
+    ).values_list("annotator_id", "shown_choice", "seconds_spent"):
+        answers.setdefault(annotator_id, []).append((shown_choice, seconds))
+    rows = []
+    for session in sessions:
+        mine = answers.get(session.annotator_id, [])
+        shown = Counter(choice for choice, _ in mine)
+        timed = [seconds for _, seconds in mine if seconds is not None]
+        if session.completion_code:
+            status = "complete"
+        elif session.pk in working:
+            status = "working"
+        else:
+            status = "left"
+        rows.append(
+            WorkerRow(
+                worker_id=session.annotator.name,
+                kind=session.annotator.kind,
+                status=status,
+                items_done=session.completed_items,
+                quota=round_.items_per_worker,
+                started_at=session.started_at,
+                last_answer_at=session.last_answer_at,
+                finished_at=session.finished_at,
+                completion_code=session.completion_code,
+                median_seconds=median(timed) if timed else None,
+                answered_a=shown[Annotation.ShownChoice.A],
+                answered_b=shown[Annotation.ShownChoice.B],
+                answered_neither=shown[Annotation.ShownChoice.NEITHER],
+            )
+        )
+    return rows
 
 
 def session_by_token(token: str) -> WorkerSession | None:

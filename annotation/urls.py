@@ -9,6 +9,8 @@ urlpatterns = [
     path("rounds/new/", research.round_new, name="round-new"),
     path("rounds/<int:round_id>/", research.round_detail, name="round-detail"),
     path("rounds/<int:round_id>/annotate/", research.round_annotate, name="round-annotate"),
+    path("rounds/<int:round_id>/workers/", research.round_workers, name="round-workers"),
+    path("rounds/<int:round_id>/workers.csv", research.round_workers_csv, name="round-workers-csv"),
     path("rounds/<int:round_id>/report/", reports.round_report_page, name="round-report"),
     path(
         "rounds/<int:round_id>/report/download/<str:name>",

@@ -44,6 +44,13 @@ class RoundInputSerializer(serializers.Serializer):
         help_text="Seconds a crowd worker holds an item; default: the CROWD_LEASE_SECONDS setting.",
     )
     seed = serializers.IntegerField(required=False, min_value=-(2**63), max_value=2**63 - 1)
+    completion_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="Where a worker who finished is sent (e.g. Prolific's completion URL); "
+        "{code} in it is replaced by the worker's own completion code.",
+    )
     text_format = serializers.ChoiceField(
         choices=Round.TextFormat.choices,
         required=False,
@@ -85,7 +92,7 @@ class RoundOutputSerializer(serializers.ModelSerializer):
             "text_format",
             "seed",
             "crowd_link",
-            "completion_code",
+            "completion_url",
             "item_count",
             "progress",
             "created_at",

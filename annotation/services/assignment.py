@@ -1,7 +1,10 @@
 """The crowd path: sessions, leased assignments, submissions."""
 
+import hashlib
 import logging
+import secrets
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.models import User
@@ -29,6 +32,48 @@ class SubmissionRefused(Exception):
 def session_start(
     *, round_: Round, kind: str, name: str, user: User | None = None
 ) -> WorkerSession:
+    """An author's session (bound to their login), or any session without a browser check."""
+    return _session_get_or_create(round_=round_, kind=kind, name=name, user=user)[0]
+
+
+@dataclass(frozen=True)
+class CrowdStart:
+    session: WorkerSession
+    # Set when this browser was just bound to the session: the page stores it in a cookie.
+    new_browser_key: str | None
+
+
+@transaction.atomic
+def crowd_session_start(*, round_: Round, name: str, browser_key: str | None) -> CrowdStart:
+    """A crowd worker's session, bound to the browser that started it.
+
+    The same worker id from that browser (its cookie's key) resumes the session; from any
+    other browser it is refused, so knowing someone's worker id is not enough to answer as them.
+    """
+    session, _ = _session_get_or_create(round_=round_, kind=Annotator.Kind.CROWD, name=name)
+    session = WorkerSession.objects.select_for_update().get(pk=session.pk)
+    if session.browser_key_hash:
+        if browser_key is None or not secrets.compare_digest(
+            _key_hash(browser_key), session.browser_key_hash
+        ):
+            raise SubmissionRefused(
+                "This worker id has already started this study in another browser. Please "
+                "continue there; if you cannot, contact the researcher."
+            )
+        return CrowdStart(session, None)
+    key = secrets.token_urlsafe(32)
+    session.browser_key_hash = _key_hash(key)
+    session.save(update_fields=["browser_key_hash"])
+    return CrowdStart(session, key)
+
+
+def _key_hash(browser_key: str) -> str:
+    return hashlib.sha256(browser_key.encode()).hexdigest()
+
+
+def _session_get_or_create(
+    *, round_: Round, kind: str, name: str, user: User | None = None
+) -> tuple[WorkerSession, bool]:
     name = name.strip()
     if not name:
         raise SubmissionRefused("Enter your worker id to start.")
@@ -40,8 +85,7 @@ def session_start(
         name=name,
         defaults={"user": user if user and user.is_authenticated else None},
     )
-    session, _ = WorkerSession.objects.get_or_create(round=round_, annotator=annotator)
-    return session
+    return WorkerSession.objects.get_or_create(round=round_, annotator=annotator)
 
 
 def _counts_toward_capacity(session: WorkerSession) -> bool:
@@ -221,7 +265,9 @@ def annotation_submit(
         Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.COMPLETED)
         if _counts_toward_capacity(session):
             Item.objects.filter(pk=item.pk).update(completed=F("completed") + 1)
-        WorkerSession.objects.filter(pk=session.pk).update(completed_items=F("completed_items") + 1)
+        WorkerSession.objects.filter(pk=session.pk).update(
+            completed_items=F("completed_items") + 1, last_answer_at=now
+        )
         session.completed_items += 1
         if session.completed_items >= session.round.items_per_worker:
             WorkerSession.objects.filter(pk=session.pk).update(finished_at=now)

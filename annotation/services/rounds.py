@@ -4,6 +4,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -39,6 +40,7 @@ def round_create(
     lease_seconds: int | None = None,
     seed: int | None = None,
     text_format: str = Round.TextFormat.MARKDOWN,
+    completion_url: str = "",
 ) -> Round:
     """A round and its items; the lease defaults to the CROWD_LEASE_SECONDS setting."""
     if lease_seconds is None:
@@ -62,6 +64,8 @@ def round_create(
         raise RoundInvalid(
             f"Unknown text format {text_format!r}: use one of {', '.join(Round.TextFormat.values)}."
         )
+    if completion_url.strip() and urlsplit(completion_url.strip()).scheme not in ("https", "http"):
+        raise RoundInvalid("The completion URL must start with https:// (or http://).")
     if lease_seconds < 10:
         raise RoundInvalid("The lease must be at least 10 seconds.")
     if seed is None:
@@ -77,6 +81,7 @@ def round_create(
         lease_seconds=lease_seconds,
         seed=seed,
         text_format=text_format,
+        completion_url=completion_url.strip(),
     )
     round_.baselines.set(baselines)
     created = round_add_missing_items(round_=round_)

@@ -4,17 +4,26 @@ Nothing rendered here may reveal which model wrote a response: the page knows re
 only as Answer A and Answer B, and items only through the assignment's random token.
 """
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from annotation import selectors
 from annotation.http import HtmxRequest
-from annotation.models import Annotator, Assignment, Round, WorkerSession
+from annotation.models import Assignment, Round, WorkerSession
 from annotation.services import assignment as crowd
+from annotation.services.completion import completion_redirect, session_complete
 from annotation.services.display import text_shown
 
 WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
+BROWSER_COOKIE_SALT = "evalplatform.crowd-browser"
+BROWSER_COOKIE_DAYS = 60
+
+
+def _browser_cookie(round_: Round) -> str:
+    return f"crowd_browser_{round_.pk}"
 
 
 @require_http_methods(["GET", "POST"])
@@ -22,14 +31,28 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
     round_ = get_object_or_404(Round, crowd_token=crowd_token)
     error = ""
     if request.method == "POST":
+        cookie = _browser_cookie(round_)
         try:
-            session = crowd.session_start(
-                round_=round_, kind=Annotator.Kind.CROWD, name=request.POST.get("worker_id", "")
+            start = crowd.crowd_session_start(
+                round_=round_,
+                name=request.POST.get("worker_id", ""),
+                browser_key=request.get_signed_cookie(cookie, None, salt=BROWSER_COOKIE_SALT),
             )
         except crowd.SubmissionRefused as refusal:
             error = str(refusal)
         else:
-            return redirect("crowd-work", session_token=session.token)
+            response = redirect("crowd-work", session_token=start.session.token)
+            if start.new_browser_key:
+                response.set_signed_cookie(
+                    cookie,
+                    start.new_browser_key,
+                    salt=BROWSER_COOKIE_SALT,
+                    max_age=BROWSER_COOKIE_DAYS * 24 * 3600,
+                    secure=settings.SESSION_COOKIE_SECURE,
+                    httponly=True,
+                    samesite="Lax",
+                )
+            return response
     worker_id = next(
         (request.GET[p] for p in WORKER_ID_PARAMETERS if request.GET.get(p)),
         request.POST.get("worker_id", ""),
@@ -62,8 +85,9 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
         quota_left = session.completed_items < session.round.items_per_worker
         if quota_left and selectors.round_awaits_items(session.round, item_count):
             context["waiting"] = True
-        else:
-            context["completion_code"] = session.round.completion_code
+        elif code := session_complete(session=session):
+            context["completion_code"] = code
+            context["completion_url"] = completion_redirect(session.round, code)
         return context
     item = selectors.item_for_display(assignment.item_id)
     text_format = session.round.text_format
@@ -112,7 +136,13 @@ def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
         # htmx swaps only 2xx responses; a plain form post gets the honest status code.
         status = 200 if request.htmx else 409
         return _render_task(request, _task_context(session, assignment, str(refusal)), status)
+    assignment = crowd.assignment_current(session=session)
+    context = _task_context(session, assignment)
+    if context.get("completion_url"):
+        # Finished: straight on to the study's completion page, code included.
+        if request.htmx:
+            return HttpResponseClientRedirect(context["completion_url"])
+        return redirect(context["completion_url"])
     if not request.htmx:
         return redirect("crowd-work", session_token=session.token)
-    assignment = crowd.assignment_current(session=session)
-    return _render_task(request, _task_context(session, assignment))
+    return _render_task(request, context)

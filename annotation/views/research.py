@@ -1,5 +1,8 @@
 """Researcher pages: rounds and their progress, imports, authoring annotations."""
 
+import csv
+from collections import Counter
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -65,6 +68,31 @@ def round_detail(request: ResearcherRequest, round_id: int) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def round_workers(request: ResearcherRequest, round_id: int) -> HttpResponse:
+    round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
+    workers = selectors.round_workers(round_)
+    counts = Counter(worker.status for worker in workers if worker.kind == Annotator.Kind.CROWD)
+    context = {"round": round_, "workers": workers, "counts": counts}
+    return render(request, "research/round_workers.html", context)
+
+
+@login_required
+@require_GET
+def round_workers_csv(request: ResearcherRequest, round_id: int) -> HttpResponse:
+    """Worker ids with status, counts and codes: what approving and rejecting a study needs."""
+    round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="round-{round_.pk}-workers.csv"'
+    writer = csv.writer(response)
+    writer.writerow(selectors.WORKER_COLUMNS)
+    for worker in selectors.round_workers(round_):
+        row = [getattr(worker, column) for column in selectors.WORKER_COLUMNS]
+        writer.writerow("" if value is None else value for value in row)
+    return response
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def round_new(request: ResearcherRequest) -> HttpResponse:
     projects = selectors.projects_for_user(request.user)
@@ -82,6 +110,7 @@ def round_new(request: ResearcherRequest) -> HttpResponse:
                 shared_items=data["shared_items"],
                 items_per_worker=data["items_per_worker"],
                 text_format=data["text_format"],
+                completion_url=data["completion_url"],
             )
         except RoundInvalid as invalid:
             form.add_error(None, str(invalid))

@@ -4,7 +4,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from annotation.models import Annotation, Annotator, Item, Project, WorkerSession
+from annotation.models import Annotation, Annotator, Item, Project, Round, WorkerSession
 from inference.judge.models import Judge
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,3 +185,18 @@ def test_it_stops_naming_the_rounds_out_of_their_bounds():
         apps = migrate(BEFORE_CONSTRAINTS)
         apps.get_model("annotation", "Round").objects.update(lease_seconds=60)
         migrate(latest())
+
+
+def test_it_gives_every_existing_round_its_own_completion_secret():
+    apps = migrate([("annotation", "0008_rendered_text_and_text_format")])
+    try:
+        annotators = apps.get_model("annotation", "Annotator").objects
+        for name in ("one", "two", "three"):
+            project = apps.get_model("annotation", "Project").objects.create(name=f"p-{name}")
+            annotated_round(apps, name, annotators.create(project=project, kind="crowd", name="w"))
+    finally:
+        migrate(latest())
+
+    secrets = list(Round.objects.values_list("completion_secret", flat=True))
+    assert len(secrets) == 3 and len(set(secrets)) == 3
+    assert all(len(secret) == 32 for secret in secrets)

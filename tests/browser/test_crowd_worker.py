@@ -9,6 +9,7 @@ import pytest
 
 from annotation.models import Annotation, Annotator, LanguageModel, Project, Prompt, PromptSet
 from annotation.models import Response as ModelResponse
+from annotation.services.completion import completion_code_for
 from annotation.services.rounds import round_create
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -144,7 +145,7 @@ def test_crowd_worker_answers_three_items_with_the_keyboard(
         assert page.evaluate("window.__marker") == 42
         assert navigations == []
 
-    expect(page.locator("#completion-code")).to_have_text(round_.completion_code)
+    expect(page.locator("#completion-code")).to_have_text(completion_code_for(round_, "worker-7"))
     expect(page.locator(".complete")).to_contain_text("You answered 3 items.")
     assert page.evaluate("window.__marker") == 42
     assert navigations == []

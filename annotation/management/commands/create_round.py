@@ -37,6 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
         parser.add_argument("--seed", type=int)
         parser.add_argument(
+            "--completion-url",
+            default="",
+            help="Where a worker who finished is sent (e.g. Prolific's completion URL); "
+            "{code} in it is replaced by the worker's own completion code.",
+        )
+        parser.add_argument(
             "--text-format",
             choices=Round.TextFormat.values,
             default=Round.TextFormat.MARKDOWN,
@@ -68,6 +74,7 @@ class Command(BaseCommand):
                 lease_seconds=options["lease_seconds"],
                 seed=options["seed"],
                 text_format=options["text_format"],
+                completion_url=options["completion_url"],
             )
         except RoundInvalid as error:
             raise CommandError(str(error)) from error

@@ -2,9 +2,11 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Annotation, Annotator, Response, WorkerSession
+from annotation.services.completion import completion_code_for
 from tests.factories import make_round
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +94,7 @@ def test_it_shows_the_completion_code_at_the_end(client, round_):
         html = client.get(work_url).content.decode()
         client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "B"})
     html = client.get(work_url).content.decode()
-    assert round_.completion_code in html
+    assert completion_code_for(round_, "worker-1") in html
     assert "Thank you" in html
 
 
@@ -197,7 +199,7 @@ def test_it_asks_workers_to_wait_while_responses_are_still_being_generated(clien
         client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
     html = client.get(work_url).content.decode()
     assert "More items are on their way" in html
-    assert round_.completion_code not in html
+    assert 'id="completion-code"' not in html
 
 
 def test_it_ends_the_task_when_missing_responses_will_never_come(client):
@@ -207,7 +209,7 @@ def test_it_ends_the_task_when_missing_responses_will_never_come(client):
     for _ in range(2):
         html = client.get(work_url).content.decode()
         client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
-    assert round_.completion_code in client.get(work_url).content.decode()
+    assert completion_code_for(round_, "worker-1") in client.get(work_url).content.decode()
 
 
 def test_it_sends_an_author_back_to_the_round_instead_of_giving_a_completion_code(client, round_):
@@ -222,7 +224,7 @@ def test_it_sends_an_author_back_to_the_round_instead_of_giving_a_completion_cod
         client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "N"})
     html = client.get(work_url).content.decode()
     assert reverse("round-detail", args=[round_.pk]) in html
-    assert round_.completion_code not in html
+    assert 'id="completion-code"' not in html
 
 
 def test_it_ends_the_task_when_a_generating_model_stays_on_its_imported_answers(client):
@@ -235,7 +237,7 @@ def test_it_ends_the_task_when_a_generating_model_stays_on_its_imported_answers(
     for _ in range(2):
         html = client.get(work_url).content.decode()
         client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
-    assert round_.completion_code in client.get(work_url).content.decode()
+    assert completion_code_for(round_, "worker-1") in client.get(work_url).content.decode()
 
 
 def test_it_asks_early_workers_to_wait_for_a_round_not_yet_generated(client):
@@ -245,3 +247,67 @@ def test_it_asks_early_workers_to_wait_for_a_round_not_yet_generated(client):
     round_.items.all().delete()
     html = client.get(start(client, round_)).content.decode()
     assert "More items are on their way" in html
+
+
+def test_a_worker_who_arrives_after_the_round_is_full_gets_no_work_and_no_code(client, round_):
+    round_.items_per_worker = 10
+    round_.save()
+    work_url = start(client, round_, "early")
+    for _ in range(4):
+        html = client.get(work_url).content.decode()
+        client.post(work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"})
+    late = Client()
+    html = late.get(start(late, round_, "late")).content.decode()
+    assert "No work available" in html
+    assert 'id="completion-code"' not in html
+    assert completion_code_for(round_, "late") not in html
+    assert WorkerSession.objects.get(annotator__name="late").completion_code == ""
+
+
+def test_two_workers_of_a_round_get_different_codes(client, round_):
+    round_.annotators_per_item = 2
+    round_.save()
+    codes = []
+    for name in ("w1", "w2"):
+        browser = Client()
+        work_url = start(browser, round_, name)
+        for _ in range(4):
+            html = browser.get(work_url).content.decode()
+            browser.post(
+                work_url + "answer/", {"assignment": assignment_token(html), "choice": "A"}
+            )
+        html = browser.get(work_url).content.decode()
+        codes.append(re.search(r'id="completion-code">([^<]+)<', html).group(1))
+    assert codes == [completion_code_for(round_, "w1"), completion_code_for(round_, "w2")]
+    assert codes[0] != codes[1]
+
+
+def test_another_browser_cannot_continue_a_workers_session_but_the_same_one_resumes(round_):
+    owner, intruder = Client(), Client()
+    work_url = start(owner, round_, "prolific-123")
+    landing = reverse("crowd-landing", args=[round_.crowd_token])
+    refused = intruder.post(landing, {"worker_id": "prolific-123"})
+    assert refused.status_code == 400
+    assert "already started this study in another browser" in refused.content.decode()
+    assert start(owner, round_, "prolific-123") == work_url  # A reload resumes.
+    assert WorkerSession.objects.count() == 1
+
+
+def test_a_finished_worker_is_sent_to_the_studys_completion_url_with_their_code(client, round_):
+    round_.completion_url = "https://app.prolific.com/submissions/complete?cc={code}"
+    round_.save()
+    work_url = start(client, round_)
+    code = completion_code_for(round_, "worker-1")
+    expected = f"https://app.prolific.com/submissions/complete?cc={code}"
+    for number in range(4):
+        token = assignment_token(client.get(work_url).content.decode())
+        answered = client.post(
+            work_url + "answer/",
+            {"assignment": token, "choice": "A"},
+            headers={"HX-Request": "true"},
+        )
+        if number < 3:
+            assert "HX-Redirect" not in answered
+    assert answered["HX-Redirect"] == expected
+    html = client.get(work_url).content.decode()
+    assert f'href="{expected}"' in html.replace("&amp;", "&")

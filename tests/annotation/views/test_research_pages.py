@@ -1,11 +1,17 @@
+import csv
+import io
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from annotation.models import Annotator, Round
+from annotation.models import Annotator, Assignment, Round
 from annotation.services.assignment import annotation_submit, assignment_current, session_start
+from annotation.services.completion import session_complete
 from annotation.services.rounds import round_create
 from tests.factories import make_project, make_round, make_user
 
@@ -173,3 +179,47 @@ def test_round_pages_poll_fast_while_a_worker_holds_an_item_slowly_while_open_an
     assert triggers() == ["every 5s"] * 4
     annotation_submit(session=session, assignment_token=assignment.token, shown_choice="A")
     assert triggers() == [""] * 4  # Every item has its K annotations.
+
+
+def test_the_workers_page_and_export_list_who_finished_who_works_and_who_left(client):
+    user = make_user()
+    round_ = make_round(
+        prompts=4, project=make_project("lab", user), annotators_per_item=3, items_per_worker=2
+    )
+    finished = session_start(round_=round_, kind=Annotator.Kind.CROWD, name="finished-1")
+    for _ in range(2):
+        assignment = assignment_current(session=finished)
+        annotation_submit(session=finished, assignment_token=assignment.token, shown_choice="A")
+    assert assignment_current(session=finished) is None
+    code = session_complete(session=finished)
+    working = session_start(round_=round_, kind=Annotator.Kind.CROWD, name="working-2")
+    assignment_current(session=working)
+    left = session_start(round_=round_, kind=Annotator.Kind.CROWD, name="left-3")
+    assignment = assignment_current(session=left)
+    annotation_submit(session=left, assignment_token=assignment.token, shown_choice="N")
+    Assignment.objects.filter(session=left, status=Assignment.Status.LEASED).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    client.force_login(user)
+
+    page = client.get(reverse("round-workers", args=[round_.pk])).content.decode()
+    assert "1 complete · 1 working now · 1 left before the end" in " ".join(page.split())
+    assert code in page
+
+    export = client.get(reverse("round-workers-csv", args=[round_.pk]))
+    assert export["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    by_worker = {row["worker_id"]: row for row in rows}
+    assert by_worker["finished-1"]["status"] == "complete"
+    assert by_worker["finished-1"]["completion_code"] == code
+    assert (by_worker["finished-1"]["items_done"], by_worker["finished-1"]["answered_a"]) == (
+        "2",
+        "2",
+    )
+    assert by_worker["working-2"]["status"] == "working"
+    assert by_worker["left-3"]["status"] == "left"
+    assert by_worker["left-3"]["answered_neither"] == "1"
+    assert by_worker["left-3"]["completion_code"] == ""
+
+    client.force_login(make_user("outsider"))
+    assert client.get(reverse("round-workers-csv", args=[round_.pk])).status_code == 404

@@ -1,0 +1,50 @@
+"""Completion codes: one per worker, verifiable, issued only for work done."""
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import quote
+
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models import Annotator, Round, WorkerSession
+
+CODE_LENGTH = 10
+
+
+def completion_code_for(round_: Round, worker_id: str) -> str:
+    """The code a worker of this round gets: an HMAC of their id under the round's secret, so
+    the researcher (or this function) can check any code a worker hands in."""
+    digest = hmac.new(
+        round_.completion_secret.encode(), f"{round_.pk}:{worker_id}".encode(), hashlib.sha256
+    ).digest()
+    return base64.b32encode(digest).decode()[:CODE_LENGTH]
+
+
+def completion_code_valid(round_: Round, worker_id: str, code: str) -> bool:
+    expected = completion_code_for(round_, worker_id)
+    return hmac.compare_digest(expected, code.strip().upper())
+
+
+def session_complete(*, session: WorkerSession) -> str | None:
+    """Issue the worker's code once they have answered their quota or every item open to them.
+
+    The caller has found no next item for the session. A crowd worker who answered nothing
+    gets no code, and neither does an author (they are not paid through the study).
+    """
+    if session.annotator.kind != Annotator.Kind.CROWD or session.completed_items == 0:
+        return None
+    if session.completion_code:
+        return session.completion_code
+    code = completion_code_for(session.round, session.annotator.name)
+    WorkerSession.objects.filter(pk=session.pk).filter(
+        Q(finished_at__isnull=True) | Q(completion_code="")
+    ).update(completion_code=code, finished_at=session.finished_at or timezone.now())
+    session.completion_code = code
+    return code
+
+
+def completion_redirect(round_: Round, code: str) -> str:
+    """The study's completion URL for this worker, or "" when the round has none."""
+    return round_.completion_url.replace("{code}", quote(code, safe=""))
