@@ -69,3 +69,49 @@ class RoundForm(forms.Form):
         models = LanguageModel.objects.filter(project__in=projects).order_by("name")
         _model_choices(self, "candidate").queryset = models
         _model_choices(self, "baselines").queryset = models
+
+
+class QualityForm(forms.Form):
+    """A round's check items and exclusion rules, on its workers page."""
+
+    check_rate = forms.FloatField(
+        min_value=0,
+        max_value=0.5,
+        help_text="Share of each worker's items that are gold or attention checks (0 to 0.5).",
+    )
+    attention_checks = forms.IntegerField(
+        min_value=0, initial=0, required=False, help_text="Attention checks to add now."
+    )
+    gold_file = forms.FileField(
+        required=False,
+        help_text='Gold answers, JSON Lines: {"prompt_id": …, "answer": "candidate" | '
+        '"baseline" | "tie", "baseline": name if the round has several}.',
+    )
+    words_per_second = forms.FloatField(
+        min_value=0.1, help_text="Answers faster than the item's words at this speed are too fast."
+    )
+    exclude_gold_accuracy_below = forms.FloatField(
+        min_value=0, max_value=1, required=False, help_text="Exclude below this gold accuracy."
+    )
+    exclude_failed_checks_at_least = forms.IntegerField(
+        min_value=1, required=False, help_text="Exclude at this many failed attention checks."
+    )
+    exclude_too_fast_share_above = forms.FloatField(
+        min_value=0, max_value=1, required=False, help_text="Exclude above this share too fast."
+    )
+    screening = forms.BooleanField(
+        required=False,
+        help_text="Ask three questions on the instructions first (two attempts); a worker who "
+        "fails both is sent to the return URL and counted as screened out.",
+    )
+    block_after_failed_checks = forms.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Stop a worker's items (politely) once they fail this many attention checks.",
+    )
+    return_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Where a screened-out or stopped worker is sent (e.g. the study's page).",
+    )

@@ -154,6 +154,26 @@ class Round(models.Model):
     # {model id: settings key} of the responses compared, set when generation is launched;
     # a model not named here is compared on its imported responses (key "").
     response_keys = models.JSONField(default=dict, blank=True)
+    # Quality control: the share of each worker's items that are gold or attention checks,
+    # the reading speed under which an answer counts as too fast, and the exclusion rules
+    # (empty: not applied) checked when a worker finishes or when the researcher asks.
+    check_rate = models.FloatField(default=0.0)
+    words_per_second = models.FloatField(
+        default=10.0, help_text="Answers faster than the item's words at this speed are flagged."
+    )
+    exclude_gold_accuracy_below = models.FloatField(null=True, blank=True)
+    exclude_failed_checks_at_least = models.PositiveIntegerField(null=True, blank=True)
+    exclude_too_fast_share_above = models.FloatField(null=True, blank=True)
+    # A comprehension check before the first item; a worker failing it twice is sent to the
+    # return URL. Blocking stops a worker's items once they fail this many attention checks.
+    screening = models.BooleanField(default=False)
+    block_after_failed_checks = models.PositiveIntegerField(null=True, blank=True)
+    return_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Where a worker who is screened out or stopped is sent, e.g. the study's "
+        "Prolific page with its screened-out code.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -168,6 +188,13 @@ class Round(models.Model):
             models.CheckConstraint(
                 condition=Q(lease_seconds__gte=10), name="round_lease_at_least_10_seconds"
             ),
+            models.CheckConstraint(
+                condition=Q(check_rate__gte=0, check_rate__lte=0.5),
+                name="round_check_rate_at_most_half",
+            ),
+            models.CheckConstraint(
+                condition=Q(words_per_second__gt=0), name="round_reading_speed_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,7 +206,16 @@ class Round(models.Model):
 
 
 class Item(models.Model):
-    """One comparison: a prompt's candidate response against one baseline's response."""
+    """One comparison: a prompt's candidate response against one baseline's response.
+
+    A check item (gold: a real comparison with a known answer; attention: one answer asks to be
+    chosen) tests the worker; it looks like any other and is left out of every result.
+    """
+
+    class Check(models.TextChoices):
+        NONE = "", "Comparison"
+        GOLD = "gold", "Gold (known answer)"
+        ATTENTION = "attention", "Attention check"
 
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="items")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
@@ -194,6 +230,9 @@ class Item(models.Model):
     # carries it so that a locked update decides the race for the last slot.
     taken = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
+    check_kind = models.CharField(max_length=10, choices=Check.choices, default="", blank=True)
+    # The model-terms choice a check expects: candidate, baseline or tie.
+    check_answer = models.CharField(max_length=10, default="", blank=True)
 
     class Meta:
         ordering = ["round", "position"]
@@ -203,6 +242,14 @@ class Item(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(completed__lte=F("taken")), name="item_completed_within_taken"
+            ),
+            models.CheckConstraint(
+                condition=(Q(check_kind="") & Q(check_answer=""))
+                | (
+                    Q(check_kind__in=["gold", "attention"])
+                    & Q(check_answer__in=["candidate", "baseline", "tie"])
+                ),
+                name="item_check_has_its_answer",
             ),
         ]
         indexes = [models.Index(fields=["round", "is_shared", "taken", "position"])]
@@ -254,6 +301,15 @@ class WorkerSession(models.Model):
     # SHA-256 of the secret in the cookie of the browser that started the session: the same
     # worker id from another browser cannot continue it.
     browser_key_hash = models.CharField(max_length=64, blank=True, default="")
+    # Excluded workers keep their annotations, which every result then leaves out; their
+    # comparison items are opened again for other workers.
+    excluded_reason = models.TextField(blank=True, default="")
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    # The comprehension check: "" before it (or without one), passed, or failed (twice).
+    screening_status = models.CharField(max_length=10, blank=True, default="")
+    screening_attempts = models.PositiveSmallIntegerField(default=0)
+    # Stopped by the round's blocking rule: no more items.
+    blocked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

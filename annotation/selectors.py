@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, IntegerField, Model, Q, QuerySet, Sum, Value
-from django.db.models.functions import Least
+from django.db.models.functions import Least, Length
 from django.utils import timezone
 
 from annotation.models import (
@@ -68,7 +68,7 @@ def round_progress(round_: Round) -> list[BaselineProgress]:
     """Crowd annotations collected / needed per baseline (each item needs K crowd workers)."""
     k = round_.annotators_per_item
     rows = (
-        Item.objects.filter(round=round_)
+        Item.objects.filter(round=round_, check_kind="")
         .values("baseline__name")
         .annotate(
             items=Count("id"),
@@ -89,7 +89,7 @@ def rounds_progress(rounds: Sequence[Round]) -> dict[int, list[BaselineProgress]
     k_by_round = {r.pk: r.annotators_per_item for r in rounds}
     result: dict[int, list[BaselineProgress]] = {r.pk: [] for r in rounds}
     rows = (
-        Item.objects.filter(round__in=rounds)
+        Item.objects.filter(round__in=rounds, check_kind="")
         .values("round_id", "round__annotators_per_item", "baseline__name")
         .annotate(
             items=Count("id"),
@@ -147,23 +147,95 @@ def round_worker_count(round_: Round) -> int:
     return WorkerSession.objects.filter(round=round_).count()
 
 
+# An item's words are estimated from its characters (about six per English word, space
+# included), so that the check reads lengths in the database instead of every text.
+CHARS_PER_WORD = 6
+MIN_SECONDS_PER_ITEM = 2.0
+
+
+@dataclass(frozen=True)
+class WorkerChecks:
+    answered: int = 0
+    gold_seen: int = 0
+    gold_correct: int = 0
+    attention_seen: int = 0
+    attention_failed: int = 0
+    too_fast: int = 0
+
+    @property
+    def gold_accuracy(self) -> float:
+        return self.gold_correct / self.gold_seen if self.gold_seen else 1.0
+
+    @property
+    def too_fast_share(self) -> float:
+        return self.too_fast / self.answered if self.answered else 0.0
+
+
+def seconds_to_read(characters: int, words_per_second: float) -> float:
+    """The shortest plausible time on an item: its words at the round's reading speed."""
+    return max(MIN_SECONDS_PER_ITEM, characters / CHARS_PER_WORD / words_per_second)
+
+
+def round_worker_checks(round_: Round, *, session_pk: int | None = None) -> dict[int, WorkerChecks]:
+    """Per worker session (or only the one given): answers, gold and attention results,
+    answers too fast to have read the item; one query."""
+    tallies: dict[int, Counter[str]] = {}
+    answers = Annotation.objects.filter(item__round=round_, assignment__isnull=False)
+    if session_pk is not None:
+        answers = answers.filter(assignment__session_id=session_pk)
+    rows = answers.values_list(
+        "assignment__session_id",
+        "item__check_kind",
+        "item__check_answer",
+        "choice",
+        "seconds_spent",
+        Length("item__prompt__text"),
+        Length("item__candidate_response__text"),
+        Length("item__baseline_response__text"),
+    )
+    for session_id, check, expected, choice, seconds, *lengths in rows:
+        tally = tallies.setdefault(session_id, Counter())
+        tally["answered"] += 1
+        if check == Item.Check.GOLD:
+            tally["gold_seen"] += 1
+            tally["gold_correct"] += choice == expected
+        elif check == Item.Check.ATTENTION:
+            tally["attention_seen"] += 1
+            tally["attention_failed"] += choice != expected
+        if seconds is not None and seconds < seconds_to_read(sum(lengths), round_.words_per_second):
+            tally["too_fast"] += 1
+    return {session_id: WorkerChecks(**tally) for session_id, tally in tallies.items()}
+
+
 @dataclass(frozen=True)
 class WorkerRow:
     """One annotator's pass through a round, for the workers page and its export."""
 
     worker_id: str
     kind: str
-    status: str  # complete, working (holds an item now), left (started, stopped before the end)
+    # complete, working (holds an item now), left (stopped before the end), excluded, or
+    # screened_out (failed the comprehension check twice)
+    status: str
     items_done: int
     quota: int
     started_at: datetime
     last_answer_at: datetime | None
     finished_at: datetime | None
     completion_code: str
+    excluded_reason: str
     median_seconds: float | None
     answered_a: int
     answered_b: int
     answered_neither: int
+    gold_seen: int
+    gold_correct: int
+    attention_seen: int
+    attention_failed: int
+    too_fast: int
+    # Share of agreeing pairs with the other crowd workers on the items both answered, and
+    # share of the items an author also answered where the worker gave the author's label.
+    agreement_with_crowd: float | None
+    agreement_with_authors: float | None
 
     @property
     def first_position_share(self) -> float | None:
@@ -171,11 +243,16 @@ class WorkerRow:
         sided = self.answered_a + self.answered_b
         return self.answered_a / sided if sided else None
 
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_seen if self.gold_seen else None
+
 
 WORKER_COLUMNS = [
     "worker_id",
     "kind",
     "status",
+    "excluded_reason",
     "items_done",
     "quota",
     "started_at",
@@ -186,11 +263,46 @@ WORKER_COLUMNS = [
     "answered_a",
     "answered_b",
     "answered_neither",
+    "first_position_share",
+    "gold_seen",
+    "gold_correct",
+    "attention_seen",
+    "attention_failed",
+    "too_fast",
+    "agreement_with_crowd",
+    "agreement_with_authors",
 ]
 
 
+def _agreement(
+    labels: dict[int, dict[int, str]], kinds: dict[int, str]
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Per crowd session: pairwise agreement with other crowd workers, and with authors."""
+    crowd_pairs: Counter[int] = Counter()
+    crowd_agree: Counter[int] = Counter()
+    author_seen: Counter[int] = Counter()
+    author_agree: Counter[int] = Counter()
+    for by_session in labels.values():
+        crowd = [(s, label) for s, label in by_session.items() if kinds[s] == Annotator.Kind.CROWD]
+        authors = Counter(
+            label for s, label in by_session.items() if kinds[s] == Annotator.Kind.AUTHOR
+        )
+        author_label = authors.most_common(1)[0][0] if authors else None
+        for session_id, label in crowd:
+            others = [other for s, other in crowd if s != session_id]
+            crowd_pairs[session_id] += len(others)
+            crowd_agree[session_id] += sum(other == label for other in others)
+            if author_label is not None:
+                author_seen[session_id] += 1
+                author_agree[session_id] += label == author_label
+    return (
+        {s: crowd_agree[s] / n for s, n in crowd_pairs.items() if n},
+        {s: author_agree[s] / n for s, n in author_seen.items() if n},
+    )
+
+
 def round_workers(round_: Round) -> list[WorkerRow]:
-    """Every crowd worker and author of the round, in the order they started (three queries)."""
+    """Every crowd worker and author of the round, in the order they started (four queries)."""
     sessions = list(
         WorkerSession.objects.filter(round=round_)
         .select_related("annotator")
@@ -202,16 +314,34 @@ def round_workers(round_: Round) -> list[WorkerRow]:
         ).values_list("session_id", flat=True)
     )
     answers: dict[int, list[tuple[str, float | None]]] = {}
-    for annotator_id, shown_choice, seconds in Annotation.objects.filter(
+    labels: dict[int, dict[int, str]] = {}
+    for session_id, item_id, check, shown_choice, choice, seconds in Annotation.objects.filter(
         item__round=round_, assignment__isnull=False
-    ).values_list("annotator_id", "shown_choice", "seconds_spent"):
-        answers.setdefault(annotator_id, []).append((shown_choice, seconds))
+    ).values_list(
+        "assignment__session_id",
+        "item_id",
+        "item__check_kind",
+        "shown_choice",
+        "choice",
+        "seconds_spent",
+    ):
+        answers.setdefault(session_id, []).append((shown_choice, seconds))
+        if not check:
+            labels.setdefault(item_id, {})[session_id] = choice
+    kinds = {session.pk: session.annotator.kind for session in sessions}
+    with_crowd, with_authors = _agreement(labels, kinds)
+    checks = round_worker_checks(round_)
     rows = []
     for session in sessions:
-        mine = answers.get(session.annotator_id, [])
+        mine = answers.get(session.pk, [])
         shown = Counter(choice for choice, _ in mine)
         timed = [seconds for _, seconds in mine if seconds is not None]
-        if session.completion_code:
+        tested = checks.get(session.pk, WorkerChecks())
+        if session.screening_status == "failed":
+            status = "screened_out"
+        elif session.excluded_at is not None:
+            status = "excluded"
+        elif session.completion_code:
             status = "complete"
         elif session.pk in working:
             status = "working"
@@ -228,13 +358,30 @@ def round_workers(round_: Round) -> list[WorkerRow]:
                 last_answer_at=session.last_answer_at,
                 finished_at=session.finished_at,
                 completion_code=session.completion_code,
+                excluded_reason=session.excluded_reason,
                 median_seconds=median(timed) if timed else None,
                 answered_a=shown[Annotation.ShownChoice.A],
                 answered_b=shown[Annotation.ShownChoice.B],
                 answered_neither=shown[Annotation.ShownChoice.NEITHER],
+                gold_seen=tested.gold_seen,
+                gold_correct=tested.gold_correct,
+                attention_seen=tested.attention_seen,
+                attention_failed=tested.attention_failed,
+                too_fast=tested.too_fast,
+                agreement_with_crowd=with_crowd.get(session.pk),
+                agreement_with_authors=with_authors.get(session.pk),
             )
         )
     return rows
+
+
+def round_exclusions(round_: Round) -> list[tuple[str, str]]:
+    """(worker id, reason) of every excluded worker of the round."""
+    return list(
+        WorkerSession.objects.filter(round=round_, excluded_at__isnull=False)
+        .order_by("excluded_at", "pk")
+        .values_list("annotator__name", "excluded_reason")
+    )
 
 
 def session_by_token(token: str) -> WorkerSession | None:
@@ -248,6 +395,7 @@ def item_for_display(item_pk: int) -> Item:
 
 
 def round_item_count(round_: Round) -> int:
+    """Items a worker may be given: comparisons and checks."""
     return Item.objects.filter(round=round_).count()
 
 
@@ -259,6 +407,7 @@ def round_awaits_items(round_: Round, item_count: int) -> bool:
     """
     baselines = round_.baselines.count()
     expected = Prompt.objects.filter(prompt_set_id=round_.prompt_set_id).count() * baselines
+    item_count -= Item.objects.filter(round=round_, check_kind=Item.Check.ATTENTION).count()
     if item_count >= expected:
         return False
     if any(round_.response_keys.values()):

@@ -21,4 +21,5 @@ urlpatterns = [
     path("c/<str:crowd_token>/", crowd.crowd_landing, name="crowd-landing"),
     path("c/w/<str:session_token>/", crowd.crowd_work, name="crowd-work"),
     path("c/w/<str:session_token>/answer/", crowd.crowd_answer, name="crowd-answer"),
+    path("c/w/<str:session_token>/screening/", crowd.crowd_screening, name="crowd-screening"),
 ]

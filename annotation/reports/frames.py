@@ -7,6 +7,7 @@ one code path.
 
 import numpy as np
 import pandas as pd
+from django.db.models import Q
 from django.db.models.functions import Length
 
 from annotation.models import Annotation, Annotator
@@ -14,15 +15,26 @@ from annotation.reports.counts import LABELS, annotation_frame
 from annotation.reports.judges import ORDER_VOTE_COLUMNS
 
 
+def counted(*, include_excluded: bool = False) -> Q:
+    """The annotations results count: never those on check items (gold, attention), and not
+    those of excluded workers unless asked, for the figures with them."""
+    rule = Q(item__check_kind="")
+    if not include_excluded:
+        rule &= ~Q(assignment__session__excluded_at__isnull=False)
+    return rule
+
+
 def _groups(raw: pd.DataFrame) -> np.ndarray:
     """Crowd workers and authors are pooled by kind; each model judge is a group of its own."""
     return np.where(raw["kind"] == Annotator.Kind.JUDGE, raw["name"], raw["kind"])
 
 
-def round_frame(round_id: int) -> pd.DataFrame:
-    """Every annotation of the round, one row each, read in a single query."""
+def round_frame(round_id: int, *, include_excluded: bool = False) -> pd.DataFrame:
+    """Every counted annotation of the round, one row each, read in a single query."""
     rows = (
-        Annotation.objects.filter(item__round_id=round_id)
+        Annotation.objects.filter(
+            counted(include_excluded=include_excluded), item__round_id=round_id
+        )
         .order_by("id")
         .values_list(
             "id",
@@ -77,7 +89,9 @@ def round_frame(round_id: int) -> pd.DataFrame:
 def round_order_votes(round_id: int) -> pd.DataFrame:
     """The separate per-order votes behind judge verdicts combined from both orders."""
     rows = (
-        Annotation.objects.filter(item__round_id=round_id, annotator__kind=Annotator.Kind.JUDGE)
+        Annotation.objects.filter(
+            counted(), item__round_id=round_id, annotator__kind=Annotator.Kind.JUDGE
+        )
         .exclude(order_votes=[])
         .values_list("id", "annotator__name", "order_votes")
     )
@@ -95,7 +109,7 @@ def project_battles(project_id: int) -> pd.DataFrame:
 
     Columns: candidate, baseline (model names), group, label (a code into LABELS).
     """
-    rows = Annotation.objects.filter(item__round__project_id=project_id).values_list(
+    rows = Annotation.objects.filter(counted(), item__round__project_id=project_id).values_list(
         "item__round__candidate__name",
         "item__baseline__name",
         "annotator__kind",

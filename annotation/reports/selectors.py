@@ -7,11 +7,16 @@ from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
 def round_report(
-    round_: Round, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+    round_: Round,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    include_excluded: bool = False,
 ) -> RoundReport:
+    """The round's report without excluded workers (or with them, to compare)."""
     baselines = list(round_.baselines.order_by("pk").values_list("name", flat=True))
     return build_report(
-        round_frame(round_.pk),
+        round_frame(round_.pk, include_excluded=include_excluded),
         round_id=round_.pk,
         candidate=round_.candidate.name,
         baselines=baselines,

@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import random
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -111,15 +112,18 @@ def assignment_current(*, session: WorkerSession) -> Assignment | None:
         if renewed:
             current.expires_at = now + lease
             return current
-    if session.completed_items >= session.round.items_per_worker:
+    if session.completed_items >= session.round.items_per_worker or session.blocked_at:
         return None
     return _assignment_next(session=session, now=now, lease=lease)
 
 
 def _assignment_next(*, session: WorkerSession, now, lease: timedelta) -> Assignment | None:
     not_seen = ~Exists(Assignment.objects.filter(session=session, item=OuterRef("pk")))
+    check = _check_due(session=session, not_seen=not_seen)
+    if check is not None:
+        return _assignment_create(session=session, item_pk=check, now=now, lease=lease)
     shared = (
-        Item.objects.filter(round_id=session.round_id, is_shared=True)
+        Item.objects.filter(round_id=session.round_id, is_shared=True, check_kind="")
         .filter(not_seen)
         .order_by("position")
         .values_list("id", flat=True)
@@ -130,7 +134,7 @@ def _assignment_next(*, session: WorkerSession, now, lease: timedelta) -> Assign
 
     if not _counts_toward_capacity(session):
         item_pk = (
-            Item.objects.filter(round_id=session.round_id, is_shared=False)
+            Item.objects.filter(round_id=session.round_id, is_shared=False, check_kind="")
             .filter(not_seen)
             .order_by("completed", "position")
             .values_list("id", flat=True)
@@ -147,6 +151,27 @@ def _assignment_next(*, session: WorkerSession, now, lease: timedelta) -> Assign
         if not assignments_release_expired(round_id=session.round_id, now=now):
             return None
     return None
+
+
+def _check_due(*, session: WorkerSession, not_seen) -> int | None:
+    """A gold or attention item when the worker's share of checks is below the round's rate.
+
+    Checks have no cap (every worker may get each one) and come in an order of their own per
+    worker, so that workers cannot tell one another which items test them.
+    """
+    rate = session.round.check_rate
+    if rate <= 0 or not _counts_toward_capacity(session):
+        return None
+    seen = Assignment.objects.filter(session=session).exclude(item__check_kind="").count()
+    if seen >= int(rate * (session.completed_items + 1) + 0.5):
+        return None
+    unseen = list(
+        Item.objects.filter(round_id=session.round_id)
+        .exclude(check_kind="")
+        .filter(not_seen)
+        .values_list("id", flat=True)
+    )
+    return random.Random(session.token).choice(unseen) if unseen else None
 
 
 def _assignment_create(
@@ -181,7 +206,7 @@ def _assignment_claim_open_item(
         with transaction.atomic():
             item_pk = (
                 Item.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(round_id=session.round_id, is_shared=False, taken__lt=k)
+                .filter(round_id=session.round_id, is_shared=False, check_kind="", taken__lt=k)
                 .filter(~Exists(Assignment.objects.filter(session=session, item=OuterRef("pk"))))
                 .order_by("taken", "position")
                 .values_list("id", flat=True)

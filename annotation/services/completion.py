@@ -9,6 +9,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Annotator, Round, WorkerSession
+from annotation.selectors import WorkerChecks, round_worker_checks
+from annotation.services.quality import rule_violations, worker_exclude
 
 CODE_LENGTH = 10
 
@@ -42,6 +44,12 @@ def session_complete(*, session: WorkerSession) -> str | None:
         Q(finished_at__isnull=True) | Q(completion_code="")
     ).update(completion_code=code, finished_at=session.finished_at or timezone.now())
     session.completion_code = code
+    # The code is theirs either way (the study decides on payment from the export); the
+    # round's rules decide whether their answers count.
+    checks = round_worker_checks(session.round, session_pk=session.pk)
+    reasons = rule_violations(session.round, checks.get(session.pk, WorkerChecks()))
+    if reasons and session.excluded_at is None:
+        worker_exclude(session=session, reason="rules: " + "; ".join(reasons))
     return code
 
 

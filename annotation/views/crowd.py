@@ -7,15 +7,19 @@ only as Answer A and Answer B, and items only through the assignment's random to
 from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from annotation import selectors
 from annotation.http import HtmxRequest
 from annotation.models import Assignment, Round, WorkerSession
+from annotation.screening import ATTEMPTS, QUESTIONS
 from annotation.services import assignment as crowd
 from annotation.services.completion import completion_redirect, session_complete
 from annotation.services.display import text_shown
+from annotation.services.quality import worker_block_if_due
+from annotation.services.screening import FAILED, screening_required, screening_submit
 
 WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
 BROWSER_COOKIE_SALT = "evalplatform.crowd-browser"
@@ -81,6 +85,10 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
         "done": session.completed_items,
         "total": max(total, session.completed_items),
     }
+    if session.blocked_at is not None:
+        context["blocked"] = True
+        context["return_url"] = session.round.return_url
+        return context
     if assignment is None:
         quota_left = session.completed_items < session.round.items_per_worker
         if quota_left and selectors.round_awaits_items(session.round, item_count):
@@ -118,13 +126,51 @@ def _render_task(request: HtmxRequest, context: dict, status: int = 200) -> Http
 @require_http_methods(["GET"])
 def crowd_work(request: HtmxRequest, session_token: str) -> HttpResponse:
     session = _session_or_404(session_token)
+    if screening_required(session):
+        return _screening_gate(request, session)
     assignment = crowd.assignment_current(session=session)
     return _render_task(request, _task_context(session, assignment))
+
+
+def _screening_gate(request: HtmxRequest, session: WorkerSession) -> HttpResponse:
+    url = reverse("crowd-screening", args=[session.token])
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+@require_http_methods(["GET", "POST"])
+def crowd_screening(request: HtmxRequest, session_token: str) -> HttpResponse:
+    """The comprehension check: the instructions' key points, with a second attempt."""
+    session = _session_or_404(session_token)
+    if not screening_required(session):
+        return redirect("crowd-work", session_token=session.token)
+    wrong: list = []
+    if request.method == "POST" and session.screening_status != FAILED:
+        answers = {question.key: request.POST.get(question.key, "") for question in QUESTIONS}
+        wrong = screening_submit(session=session, answers=answers)
+        session.refresh_from_db()
+        if not wrong:
+            return redirect("crowd-work", session_token=session.token)
+    context = {
+        "session": session,
+        "questions": QUESTIONS,
+        "wrong": {question.key for question in wrong},
+        "feedback": wrong,
+        "failed": session.screening_status == FAILED,
+        "attempts_left": max(0, ATTEMPTS - session.screening_attempts),
+        "return_url": session.round.return_url,
+    }
+    response = render(request, "crowd/screening.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST
 def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
     session = _session_or_404(session_token)
+    if screening_required(session):
+        return _screening_gate(request, session)
     try:
         crowd.annotation_submit(
             session=session,
@@ -136,6 +182,8 @@ def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
         # htmx swaps only 2xx responses; a plain form post gets the honest status code.
         status = 200 if request.htmx else 409
         return _render_task(request, _task_context(session, assignment, str(refusal)), status)
+    if worker_block_if_due(session=session):
+        session.refresh_from_db()
     assignment = crowd.assignment_current(session=session)
     context = _task_context(session, assignment)
     if context.get("completion_url"):

@@ -55,10 +55,13 @@ def round_report_page(request: ResearcherRequest, round_id: int) -> HttpResponse
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
     asked = request.GET.get("mode")
     mode: Mode = "item" if asked == "item" else "annotation"
-    report = round_report(round_)
+    with_excluded = request.GET.get("excluded") == "include"
+    report = round_report(round_, include_excluded=with_excluded)
     context = {
         "round": round_,
         "report": report,
+        "exclusions": selectors.round_exclusions(round_),
+        "with_excluded": with_excluded,
         "mode": mode,
         "mode_title": MODE_TITLES[mode],
         "modes": MODE_TITLES,

@@ -6,17 +6,22 @@ from collections import Counter
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors
-from annotation.forms import ImportForm, RoundForm
+from annotation.forms import ImportForm, QualityForm, RoundForm
 from annotation.http import HtmxRequest, ResearcherRequest
 from annotation.import_jobs.services import import_job_create
+from annotation.imports.gold import read_gold
+from annotation.imports.records import ImportFailed
 from annotation.links import crowd_link
-from annotation.models import Annotator, ImportJob
+from annotation.models import Annotator, ImportJob, Round, WorkerSession
+from annotation.services import quality as quality_services
 from annotation.services.assignment import session_start
+from annotation.services.quality import QUALITY_SETTINGS
 from annotation.services.rounds import RoundInvalid, round_create
 
 ROUNDS_PER_PAGE = 25
@@ -68,13 +73,64 @@ def round_detail(request: ResearcherRequest, round_id: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def round_workers(request: ResearcherRequest, round_id: int) -> HttpResponse:
     round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
+    initial = {name: getattr(round_, name) for name in QUALITY_SETTINGS}
+    quality = QualityForm(initial=initial)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "quality":
+                quality = QualityForm(request.POST, request.FILES, initial=initial)
+                if quality.is_valid():
+                    messages.success(request, _quality_apply(round_, quality.cleaned_data))
+                    return redirect("round-workers", round_id=round_.pk)
+            elif action in ("exclude", "reinstate"):
+                session = get_object_or_404(
+                    WorkerSession, round=round_, pk=request.POST.get("session")
+                )
+                if action == "exclude":
+                    quality_services.worker_exclude(
+                        session=session, reason=request.POST.get("reason", "")
+                    )
+                else:
+                    quality_services.worker_reinstate(session=session)
+                messages.success(request, f"{session.annotator.name}: {action}d.")
+                return redirect("round-workers", round_id=round_.pk)
+        except (quality_services.QualityInvalid, ImportFailed) as problem:
+            messages.error(request, str(problem))
     workers = selectors.round_workers(round_)
     counts = Counter(worker.status for worker in workers if worker.kind == Annotator.Kind.CROWD)
-    context = {"round": round_, "workers": workers, "counts": counts}
+    sessions = dict(WorkerSession.objects.filter(round=round_).values_list("annotator__name", "pk"))
+    rows = [(worker, sessions.get(worker.worker_id)) for worker in workers]
+    context = {"round": round_, "rows": rows, "counts": counts, "quality": quality}
     return render(request, "research/round_workers.html", context)
+
+
+@transaction.atomic
+def _quality_apply(round_: Round, data: dict) -> str:
+    """Everything the quality form asks, or nothing of it."""
+    done = []
+    if data["gold_file"]:
+        answers = read_gold(data["gold_file"].read(), data["gold_file"].name)
+        marked = quality_services.items_mark_gold(
+            round_=round_, answers=answers, source=data["gold_file"].name
+        )
+        done.append(f"{marked} gold items marked")
+    if data["attention_checks"]:
+        added = quality_services.round_add_attention_checks(
+            round_=round_, count=data["attention_checks"]
+        )
+        done.append(f"{added} attention checks added")
+    quality_services.round_set_quality(
+        round_=round_, **{name: data[name] for name in QUALITY_SETTINGS}
+    )
+    excluded = quality_services.round_apply_quality_rules(round_=round_)
+    workers = f"{len(excluded)} worker{'s' if len(excluded) != 1 else ''}"
+    done.append(f"settings saved; {workers} excluded by the rules")
+    summary = "; ".join(done)
+    return summary[0].upper() + summary[1:] + "."
 
 
 @login_required

@@ -86,7 +86,8 @@ def _progress(round_id: int, runs: list[JudgeRun]) -> list[RunProgress]:
     }
     # Candidate and baseline responses come from different models, so the two distinct
     # counts add up to the number of responses an absolute judge rates.
-    items = Item.objects.filter(round_id=round_id).aggregate(
+    judged = Item.objects.filter(round_id=round_id).exclude(check_kind=Item.Check.ATTENTION)
+    items = judged.aggregate(
         items=Count("id"),
         candidates=Count("candidate_response_id", distinct=True),
         baselines=Count("baseline_response_id", distinct=True),

@@ -111,7 +111,9 @@ def _calls_ensure(run: JudgeRun) -> None:
     existing_items = set(run.calls.values_list("item_id", "candidate_first"))
     existing_responses = set(run.calls.values_list("response_id", flat=True))
     new = []
-    items = Item.objects.filter(round_id=run.round_id).values_list(
+    # Attention checks test people; gold items are judged too (a gold accuracy for the judge).
+    judged = Item.objects.filter(round_id=run.round_id).exclude(check_kind=Item.Check.ATTENTION)
+    items = judged.values_list(
         "id", "candidate_first", "candidate_response_id", "baseline_response_id"
     )
     if run.judge.mode == Judge.Mode.PAIRWISE:

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotation.models import Annotation, Annotator, Response, WorkerSession
+from annotation.models import Annotation, Annotator, Assignment, Response, WorkerSession
 from annotation.services.completion import completion_code_for
 from tests.factories import make_round
 
@@ -311,3 +311,67 @@ def test_a_finished_worker_is_sent_to_the_studys_completion_url_with_their_code(
     assert answered["HX-Redirect"] == expected
     html = client.get(work_url).content.decode()
     assert f'href="{expected}"' in html.replace("&amp;", "&")
+
+
+RIGHT = {"task": "compare", "neither": "similar", "empathy": "asker"}
+
+
+def test_a_screened_round_asks_about_the_instructions_first_with_a_second_attempt(client, round_):
+    round_.screening = True
+    round_.save()
+    work_url = start(client, round_)
+    gate = client.get(work_url)
+    screening_url = reverse("crowd-screening", args=[work_url.split("/")[-2]])
+    assert gate.status_code == 302 and gate["Location"] == screening_url
+    assert "Before you start: three questions" in client.get(screening_url).content.decode()
+    refused = client.post(work_url + "answer/", {"assignment": "x", "choice": "A"})
+    assert refused["Location"] == screening_url  # No answers before the check.
+
+    first = client.post(screening_url, {**RIGHT, "neither": "never"}).content.decode()
+    assert "1 answer did not match the instructions" in first
+    assert "You have 1 more attempt" in first and "neither answer is clearly better" in first
+    passed = client.post(screening_url, RIGHT)
+    assert passed["Location"] == work_url
+    assert 'name="assignment"' in client.get(work_url).content.decode()
+    session = WorkerSession.objects.get()
+    assert (session.screening_status, session.screening_attempts) == ("passed", 2)
+
+
+def test_a_worker_who_fails_the_check_twice_is_sent_back_and_counted(client, round_):
+    round_.screening = True
+    round_.return_url = "https://app.prolific.com/submissions/complete?cc=SCREENED"
+    round_.save()
+    work_url = start(client, round_)
+    screening_url = reverse("crowd-screening", args=[work_url.split("/")[-2]])
+    client.post(screening_url, {"task": "write"})
+    failed = client.post(screening_url, {"task": "write"}).content.decode()
+    assert "this study cannot include you" in failed
+    assert 'href="https://app.prolific.com/submissions/complete?cc=SCREENED"' in failed
+    again = client.post(screening_url, RIGHT).content.decode()  # No third attempt.
+    assert "this study cannot include you" in again
+    assert WorkerSession.objects.get().screening_status == "failed"
+    assert not Annotation.objects.exists()
+
+
+def test_a_worker_is_stopped_politely_after_failing_the_attention_checks(client):
+    from annotation.services.quality import round_add_attention_checks, round_set_quality
+
+    round_ = make_round(prompts=6, items_per_worker=10)
+    round_add_attention_checks(round_=round_, count=3)
+    round_set_quality(round_=round_, check_rate=0.5, block_after_failed_checks=1)
+    work_url = start(client, round_)
+    for _ in range(10):
+        html = client.get(work_url).content.decode()
+        if 'name="assignment"' not in html:
+            break
+        token = assignment_token(html)
+        item = Assignment.objects.select_related("item").get(token=token).item
+        # The candidate's answer every time: wrong on each attention check.
+        shown = "A" if item.candidate_first else "B"
+        client.post(work_url + "answer/", {"assignment": token, "choice": shown})
+    html = client.get(work_url).content.decode()
+    assert 'id="blocked"' in html and "has no more items for you" in html
+    assert 'id="completion-code"' not in html
+    session = WorkerSession.objects.get()
+    assert session.blocked_at is not None
+    assert session.excluded_reason == "blocked: failed 1 attention checks"

@@ -4,12 +4,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Annotator, Assignment, Round
+from annotation.models import Annotator, Assignment, Round, WorkerSession
 from annotation.services.assignment import annotation_submit, assignment_current, session_start
 from annotation.services.completion import session_complete
 from annotation.services.rounds import round_create
@@ -223,3 +224,60 @@ def test_the_workers_page_and_export_list_who_finished_who_works_and_who_left(cl
 
     client.force_login(make_user("outsider"))
     assert client.get(reverse("round-workers-csv", args=[round_.pk])).status_code == 404
+
+
+def test_a_researcher_excludes_a_worker_with_a_reason_and_the_report_says_so(client):
+    user = make_user()
+    round_ = make_round(prompts=3, project=make_project("lab", user), items_per_worker=3)
+    session = session_start(round_=round_, kind=Annotator.Kind.CROWD, name="speedy")
+    for _ in range(3):
+        assignment = assignment_current(session=session)
+        annotation_submit(session=session, assignment_token=assignment.token, shown_choice="A")
+    client.force_login(user)
+    url = reverse("round-workers", args=[round_.pk])
+    refused = client.post(url, {"action": "exclude", "session": session.pk, "reason": " "})
+    assert (
+        refused.status_code == 200 and "Say why the worker is excluded." in refused.content.decode()
+    )
+    client.post(url, {"action": "exclude", "session": session.pk, "reason": "always A"})
+    page = client.get(url).content.decode()
+    assert "excluded: always A" in page and "Count again" in page
+
+    report = client.get(reverse("round-report", args=[round_.pk])).content.decode()
+    assert "1 worker excluded" in report and "speedy (always A)" in report
+    assert "Show the figures with them" in report
+    with_them = client.get(reverse("round-report", args=[round_.pk]), {"excluded": "include"})
+    assert "These figures <strong>include</strong> their annotations" in with_them.content.decode()
+
+    client.post(url, {"action": "reinstate", "session": session.pk})
+    assert WorkerSession.objects.get(pk=session.pk).excluded_at is None
+
+
+def test_the_quality_form_marks_gold_adds_attention_checks_and_names_a_bad_line(client):
+    user = make_user()
+    round_ = make_round(prompts=4, project=make_project("lab", user))
+    first = round_.items.order_by("position").first().prompt.external_id
+    client.force_login(user)
+    url = reverse("round-workers", args=[round_.pk])
+    form = {
+        "action": "quality",
+        "check_rate": "0.2",
+        "words_per_second": "10",
+        "attention_checks": "2",
+    }
+    bad = SimpleUploadedFile(
+        "gold.jsonl", b'{"prompt_id": "' + first.encode() + b'", "answer": "mabye"}\n'
+    )
+    page = client.post(url, {**form, "gold_file": bad}, follow=True).content.decode()
+    assert "gold.jsonl, line 1: &#x27;answer&#x27; must be candidate, baseline or tie" in page
+    assert not round_.items.exclude(check_kind="").exists()  # Nothing half-done.
+
+    good = SimpleUploadedFile(
+        "gold.jsonl", b'{"prompt_id": "' + first.encode() + b'", "answer": "tie"}\n'
+    )
+    page = client.post(url, {**form, "gold_file": good}, follow=True).content.decode()
+    assert "1 gold items marked; 2 attention checks added; settings saved" in page
+    round_.refresh_from_db()
+    assert round_.check_rate == 0.2
+    assert round_.items.filter(check_kind="gold").count() == 1
+    assert round_.items.filter(check_kind="attention").count() == 2

@@ -8,6 +8,7 @@ import pytest
 from django.template.loader import render_to_string
 
 from annotation.models import Annotation, Annotator
+from annotation.services.quality import GoldAnswer, items_mark_gold, round_add_attention_checks
 from annotation.services.rounds import round_create
 from inference.judge.calls import PARSE_ATTEMPTS
 from inference.judge.selectors import run_progress, run_scores
@@ -360,3 +361,15 @@ def test_a_single_order_verdict_is_stored_in_the_order_the_judge_saw(server):
         call = JudgeCall.objects.get(run__judge=judge, item=annotation.item)
         assert annotation.candidate_first == call.candidate_first
         assert annotation.order_votes == []
+
+
+def test_the_judge_skips_attention_checks_and_judges_gold_items(server):
+    round_ = make_round(prompts=4)
+    gold_prompt = round_.items.order_by("position").first().prompt.external_id
+    items_mark_gold(round_=round_, answers=[GoldAnswer(1, gold_prompt, "candidate")])
+    round_add_attention_checks(round_=round_, count=2)
+    run = run_judge(round_, make_judge(round_, server))
+    judged = set(calls_of(run).values_list("item__check_kind", flat=True))
+    assert judged == {"", "gold"}
+    assert run_progress(run).needed == 8  # Four comparisons in both orders; no attention check.
+    assert "attention check" not in " ".join(request.prompt for request in server.requests)

@@ -1,0 +1,25 @@
+"""Gold answers for a round's items: JSON Lines or a JSON array of
+{"prompt_id": ..., "answer": "candidate" | "baseline" | "tie", "baseline": name (if several)}."""
+
+from annotation.imports.records import ImportFailed, optional_id, read_records, required_text
+from annotation.services.quality import GoldAnswer
+
+
+def read_gold(raw: bytes, file: str) -> list[GoldAnswer]:
+    answers = []
+    for record in read_records(raw, file):
+        prompt_id = optional_id(record, "prompt_id", file)
+        if prompt_id is None:
+            raise ImportFailed(file, "missing", line=record.line, field="prompt_id")
+        baseline = record.data.get("baseline") or ""
+        if not isinstance(baseline, str):
+            raise ImportFailed(file, "expected text", line=record.line, field="baseline")
+        answers.append(
+            GoldAnswer(
+                line=record.line,
+                prompt_id=prompt_id,
+                answer=required_text(record, "answer", file).strip().lower(),
+                baseline=baseline.strip(),
+            )
+        )
+    return answers
