@@ -23,6 +23,7 @@ from annotation.models import (
     Round,
     WorkerSession,
 )
+from annotation.reports.competence import dawid_skene
 
 M = TypeVar("M", bound=Model)
 # Who is asking: pages and the API pass request.user as it is.
@@ -236,6 +237,8 @@ class WorkerRow:
     # share of the items an author also answered where the worker gave the author's label.
     agreement_with_crowd: float | None
     agreement_with_authors: float | None
+    # Dawid-Skene's estimate of how often this worker's label is the true one.
+    competence: float | None
 
     @property
     def first_position_share(self) -> float | None:
@@ -271,6 +274,7 @@ WORKER_COLUMNS = [
     "too_fast",
     "agreement_with_crowd",
     "agreement_with_authors",
+    "competence",
 ]
 
 
@@ -330,6 +334,13 @@ def round_workers(round_: Round) -> list[WorkerRow]:
             labels.setdefault(item_id, {})[session_id] = choice
     kinds = {session.pk: session.annotator.kind for session in sessions}
     with_crowd, with_authors = _agreement(labels, kinds)
+    crowd_labels = [
+        (item_id, str(session_id), label)
+        for item_id, by_session in labels.items()
+        for session_id, label in by_session.items()
+        if kinds[session_id] == Annotator.Kind.CROWD
+    ]
+    competence = dawid_skene(crowd_labels, Annotation.Choice.values).accuracy
     checks = round_worker_checks(round_)
     rows = []
     for session in sessions:
@@ -370,6 +381,7 @@ def round_workers(round_: Round) -> list[WorkerRow]:
                 too_fast=tested.too_fast,
                 agreement_with_crowd=with_crowd.get(session.pk),
                 agreement_with_authors=with_authors.get(session.pk),
+                competence=competence.get(str(session.pk)),
             )
         )
     return rows

@@ -4,7 +4,7 @@ import pytest
 
 from annotation.models import Annotation, Annotator, Item, WorkerSession
 from annotation.reports.selectors import round_report
-from annotation.selectors import round_progress, round_worker_checks
+from annotation.selectors import round_progress, round_worker_checks, round_workers
 from annotation.services.assignment import annotation_submit, assignment_current, session_start
 from annotation.services.completion import session_complete
 from annotation.services.quality import (
@@ -198,3 +198,21 @@ def test_quality_settings_are_checked():
         round_set_quality(round_=round_, speed=3)
     with pytest.raises(QualityInvalid, match="share from 0 to 1"):
         round_set_quality(round_=round_, exclude_gold_accuracy_below=70)
+
+
+def test_the_workers_list_ranks_a_contrary_worker_below_those_who_agree():
+    round_ = make_round(prompts=12, annotators_per_item=5, items_per_worker=12, seed=9)
+
+    def agrees(item, assignment):
+        return shown_for(item, "candidate")
+
+    def contrary(item, assignment):
+        return shown_for(item, "baseline")
+
+    for name in ("a", "b", "c", "d"):
+        answer_all(session_start(round_=round_, kind=Annotator.Kind.CROWD, name=name), agrees)
+    answer_all(session_start(round_=round_, kind=Annotator.Kind.CROWD, name="odd"), contrary)
+    rows = {row.worker_id: row for row in round_workers(round_)}
+    assert rows["odd"].agreement_with_crowd == 0.0 and rows["a"].agreement_with_crowd == 0.75
+    assert rows["odd"].competence is not None and rows["a"].competence is not None
+    assert rows["odd"].competence < 0.2 < 0.9 < rows["a"].competence
