@@ -56,6 +56,36 @@ QUESTIONS = (
 )
 
 
+@dataclass(frozen=True)
+class PracticeItem:
+    """A practice comparison shown after the questions, answered with feedback, not recorded."""
+
+    question: str
+    answer_a: str
+    answer_b: str
+    expected: str  # A, B or N as shown
+    feedback: str
+
+
+PRACTICE = (
+    PracticeItem(
+        question="What is the capital of Australia?",
+        answer_a="The capital of Australia is Sydney, its largest city.",
+        answer_b="The capital of Australia is Canberra. Sydney is its largest city, which is "
+        "why it is often mistaken for the capital.",
+        expected="B",
+        feedback="Answer B is significantly better: it is correct, and Answer A is wrong.",
+    ),
+    PracticeItem(
+        question="Give me a word that means 'happy'.",
+        answer_a="Joyful.",
+        answer_b="Cheerful.",
+        expected="N",
+        feedback="Neither is significantly better: both give a correct word, equally briefly.",
+    ),
+)
+
+
 def wrong_answers(answers: dict[str, str]) -> list[Question]:
     """The questions answered wrongly (or not at all)."""
     return [question for question in QUESTIONS if answers.get(question.key) != question.answer]

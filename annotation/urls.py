@@ -22,4 +22,5 @@ urlpatterns = [
     path("c/w/<str:session_token>/", crowd.crowd_work, name="crowd-work"),
     path("c/w/<str:session_token>/answer/", crowd.crowd_answer, name="crowd-answer"),
     path("c/w/<str:session_token>/screening/", crowd.crowd_screening, name="crowd-screening"),
+    path("c/w/<str:session_token>/practice/", crowd.crowd_practice, name="crowd-practice"),
 ]

@@ -15,11 +15,18 @@ from annotation import selectors
 from annotation.http import HtmxRequest
 from annotation.models import Assignment, Round, WorkerSession
 from annotation.screening import ATTEMPTS, QUESTIONS
+from annotation.screening import PRACTICE as PRACTICE_ITEMS
 from annotation.services import assignment as crowd
 from annotation.services.completion import completion_redirect, session_complete
 from annotation.services.display import text_shown
 from annotation.services.quality import worker_block_if_due
-from annotation.services.screening import FAILED, screening_required, screening_submit
+from annotation.services.screening import (
+    FAILED,
+    PRACTICE,
+    practice_finish,
+    screening_required,
+    screening_submit,
+)
 
 WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
 BROWSER_COOKIE_SALT = "evalplatform.crowd-browser"
@@ -133,7 +140,8 @@ def crowd_work(request: HtmxRequest, session_token: str) -> HttpResponse:
 
 
 def _screening_gate(request: HtmxRequest, session: WorkerSession) -> HttpResponse:
-    url = reverse("crowd-screening", args=[session.token])
+    step = "crowd-practice" if session.screening_status == PRACTICE else "crowd-screening"
+    url = reverse(step, args=[session.token])
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
@@ -143,7 +151,7 @@ def _screening_gate(request: HtmxRequest, session: WorkerSession) -> HttpRespons
 def crowd_screening(request: HtmxRequest, session_token: str) -> HttpResponse:
     """The comprehension check: the instructions' key points, with a second attempt."""
     session = _session_or_404(session_token)
-    if not screening_required(session):
+    if not screening_required(session) or session.screening_status == PRACTICE:
         return redirect("crowd-work", session_token=session.token)
     wrong: list = []
     if request.method == "POST" and session.screening_status != FAILED:
@@ -151,7 +159,7 @@ def crowd_screening(request: HtmxRequest, session_token: str) -> HttpResponse:
         wrong = screening_submit(session=session, answers=answers)
         session.refresh_from_db()
         if not wrong:
-            return redirect("crowd-work", session_token=session.token)
+            return redirect("crowd-practice", session_token=session.token)
     context = {
         "session": session,
         "questions": QUESTIONS,
@@ -162,6 +170,35 @@ def crowd_screening(request: HtmxRequest, session_token: str) -> HttpResponse:
         "return_url": session.round.return_url,
     }
     response = render(request, "crowd/screening.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def crowd_practice(request: HtmxRequest, session_token: str) -> HttpResponse:
+    """Practice items after the questions: answered with feedback, never recorded."""
+    session = _session_or_404(session_token)
+    if session.screening_status != PRACTICE:
+        return redirect("crowd-work", session_token=session.token)
+    if request.POST.get("finish"):
+        practice_finish(session=session)
+        return redirect("crowd-work", session_token=session.token)
+    try:
+        number = int(request.POST.get("number") or request.GET.get("number") or 0)
+        practice = PRACTICE_ITEMS[number]
+    except (ValueError, IndexError):
+        number, practice = 0, PRACTICE_ITEMS[0]
+    chosen = request.POST.get("choice", "") if request.method == "POST" else ""
+    context = {
+        "session": session,
+        "practice": practice,
+        "number": number,
+        "count": len(PRACTICE_ITEMS),
+        "chosen": chosen,
+        "right": chosen == practice.expected,
+        "last": number == len(PRACTICE_ITEMS) - 1,
+    }
+    response = render(request, "crowd/practice.html", context)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -43,6 +43,14 @@ def test_a_worker_passes_the_check_answers_and_is_handed_back_with_their_code(
     page.get_by_label("Those of the person who wrote the question: imagine it is you").check()
     page.get_by_role("button", name="Check my answers").click()
 
+    expect(page.get_by_role("heading", name="Practice 1 of 2")).to_be_visible()
+    page.get_by_role("button", name="Answer B is significantly better").click()
+    expect(page.locator(".feedback")).to_contain_text("Right.")
+    page.get_by_role("link", name="Next practice item").click()
+    page.get_by_role("button", name="Answer A is significantly better").click()
+    expect(page.locator(".feedback")).to_contain_text("Not quite.")
+    page.get_by_role("button", name="Start the study").click()
+
     expect(page.locator("#task .progress-text")).to_have_text("1 of 2")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.get_by_role("button", name="Answer A is significantly better").click()

@@ -331,8 +331,21 @@ def test_a_screened_round_asks_about_the_instructions_first_with_a_second_attemp
     assert "1 answer did not match the instructions" in first
     assert "You have 1 more attempt" in first and "neither answer is clearly better" in first
     passed = client.post(screening_url, RIGHT)
-    assert passed["Location"] == work_url
+    practice_url = screening_url.replace("/screening/", "/practice/")
+    assert passed["Location"] == practice_url
+    assert client.get(work_url)["Location"] == practice_url  # Practice before the items.
+
+    first_item = client.get(practice_url).content.decode()
+    assert "Practice 1 of 2" in first_item and "capital of Australia" in first_item
+    feedback = client.post(practice_url, {"number": "0", "choice": "A"}).content.decode()
+    assert "Not quite." in feedback and "Answer A is wrong" in feedback
+    assert 'href="?number=1"' in feedback
+    second = client.post(practice_url, {"number": "1", "choice": "N"}).content.decode()
+    assert "Right." in second and "Start the study" in second
+    started = client.post(practice_url, {"finish": "1"})
+    assert started["Location"] == work_url
     assert 'name="assignment"' in client.get(work_url).content.decode()
+    assert not Annotation.objects.exists()  # Practice answers are not recorded.
     session = WorkerSession.objects.get()
     assert (session.screening_status, session.screening_attempts) == ("passed", 2)
 
