@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
     small, large = sizes[0], sizes[-1]
-    print(f"{'input':14} " + " ".join(f"{size:>11,}" for size in sizes) + "   growth  escape growth")
+    header = " ".join(f"{size:>11,}" for size in sizes)
+    print(f"{'input':14} {header}   growth  escape growth")
     worst = 0.0
     for name, make in PATTERNS.items():
         texts = {size: make(size) for size in sizes}
