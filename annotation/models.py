@@ -364,6 +364,12 @@ class Annotation(models.Model):
     choice = models.CharField(max_length=10, choices=Choice.choices)
     shown_choice = models.CharField(max_length=1, choices=ShownChoice.choices)
     candidate_first = models.BooleanField(help_text="Order shown: candidate was Answer A.")
+    # False when the source did not record the order its judge saw (AlpacaEval shuffles the
+    # outputs unrecorded): candidate_first is then the file's order and tells no position bias.
+    order_known = models.BooleanField(default=True)
+    # A judge's probability that the candidate is better, when it gives one (AlpacaEval's
+    # weighted annotators); 1, 0.5 or 0 for a discrete verdict imported with its preference.
+    preference = models.FloatField(null=True, blank=True)
     seconds_spent = models.FloatField(null=True, blank=True)
     # A model judge's vote per order shown, [[candidate_first, choice], ...], when its verdict
     # combines several (both orders); empty for a single vote, which the fields above describe.
@@ -381,6 +387,10 @@ class Annotation(models.Model):
                 | Q(choice="baseline", shown_choice="B", candidate_first=True)
                 | Q(choice="baseline", shown_choice="A", candidate_first=False),
                 name="annotation_choice_as_shown",
+            ),
+            models.CheckConstraint(
+                condition=Q(preference__isnull=True) | Q(preference__gte=0, preference__lte=1),
+                name="annotation_preference_is_a_probability",
             ),
         ]
         indexes = [models.Index(fields=["annotator", "created_at"])]

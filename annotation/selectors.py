@@ -387,6 +387,16 @@ def round_workers(round_: Round) -> list[WorkerRow]:
     return rows
 
 
+def round_judge_preferences(round_: Round) -> dict[str, list[float | None]]:
+    """Per model judge of the round: its preference for the candidate on each counted item."""
+    by_judge: dict[str, list[float | None]] = {}
+    for name, preference in Annotation.objects.filter(
+        item__round=round_, item__check_kind="", annotator__kind=Annotator.Kind.JUDGE
+    ).values_list("annotator__name", "preference"):
+        by_judge.setdefault(name, []).append(preference)
+    return by_judge
+
+
 def round_exclusions(round_: Round) -> list[tuple[str, str]]:
     """(worker id, reason) of every excluded worker of the round."""
     return list(

@@ -1,7 +1,9 @@
 """Importing an AlpacaEval `annotations.json`: prompts, both models' responses, a round, and
 each verdict as the named judge's annotation."""
 
-from dataclasses import dataclass
+import math
+from collections import Counter
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -29,7 +31,15 @@ from annotation.models import (
 from annotation.services.judgments import annotations_record_judgments
 from annotation.services.rounds import round_add_missing_items, round_create
 
-ALPACA_EVAL_PREFERENCES = {1: "output_1", 2: "output_2", 1.5: "tie"}
+# AlpacaEval's own rules (alpaca_eval/metrics/helpers.py): a preference is 1 + the judge's
+# probability that output_2 is better, in [1, 2]; 0 is AlpacaEval 1's old code for a draw;
+# a missing preference (null) or one outside [1, 2] is not a preference and is dropped. The
+# discrete verdict rounds it, exactly 1.5 being a draw.
+DRAW = 1.5
+OLD_DRAW = 0
+DROPPED_NULL = "no preference (null), which AlpacaEval drops"
+DROPPED_RANGE = "a preference outside AlpacaEval's [1, 2], which AlpacaEval drops"
+DROPPED_SELF = "a model compared with itself (AlpacaEval's 50 % reference row)"
 
 
 @dataclass(frozen=True)
@@ -38,18 +48,17 @@ class ParsedJudgment:
     instruction: str
     outputs: dict[str, str]  # generator name -> output
     first_generator: str
+    second_generator: str
     annotator: str
     verdict: str  # "output_1", "output_2" or "tie"
+    second_preferred: float  # the judge's probability that output_2 is better
 
 
-def parse_judgment(record: Record, file: str) -> ParsedJudgment:
+def parse_judgment(record: Record, file: str) -> ParsedJudgment | str:
+    """The record's judgment, or why AlpacaEval's rules drop it."""
     instruction = required_text(record, "instruction", file)
     generator_1 = required_text(record, "generator_1", file).strip()
     generator_2 = required_text(record, "generator_2", file).strip()
-    if generator_1 == generator_2:
-        raise ImportFailed(
-            file, "generator_1 and generator_2 are the same", line=record.line, field="generator_2"
-        )
     outputs = {}
     for name, generator in (("output_1", generator_1), ("output_2", generator_2)):
         value = record.data.get(name)
@@ -58,26 +67,65 @@ def parse_judgment(record: Record, file: str) -> ParsedJudgment:
         outputs[generator] = value
     annotator = required_text(record, "annotator", file).strip()
     preference = record.data.get("preference")
-    # The type check comes first: a list or object here is unhashable.
-    if (
-        isinstance(preference, bool)
-        or not isinstance(preference, int | float)
-        or preference not in ALPACA_EVAL_PREFERENCES
-    ):
+    if generator_1 == generator_2:
+        return DROPPED_SELF
+    if preference is None or (isinstance(preference, float) and math.isnan(preference)):
+        return DROPPED_NULL
+    if isinstance(preference, bool) or not isinstance(preference, int | float):
         raise ImportFailed(
             file,
-            f"expected 1, 2 or 1.5, found {preference!r}",
+            f"expected a number from 1 to 2 (or 0 for a draw), found {preference!r}",
             line=record.line,
             field="preference",
         )
+    value = DRAW if preference == OLD_DRAW else float(preference)
+    if not 1 <= value <= 2:
+        return DROPPED_RANGE
+    rounded = "output_2" if round(value) == 2 else "output_1"
+    verdict = "tie" if value == DRAW else rounded
     return ParsedJudgment(
         record.line,
         instruction,
         outputs,
         generator_1,
+        generator_2,
         annotator,
-        ALPACA_EVAL_PREFERENCES[preference],
+        verdict,
+        value - 1,
     )
+
+
+@dataclass
+class AlpacaEvalSummary(ImportSummary):
+    dropped: Counter[str] = field(default_factory=Counter)
+    # Verdicts already stored for the same item and judge that differ from the file's.
+    conflicts: int = 0
+    candidate: str = ""
+    baseline: str = ""
+
+
+def _pair(
+    judgments: list[ParsedJudgment], candidate_generator: str | None, file: str
+) -> tuple[str, str]:
+    """(candidate generator, baseline generator): the one asked for, or AlpacaEval's evaluated
+    model (generator_2) against the other."""
+    candidate = candidate_generator or judgments[0].second_generator
+    baselines: set[str] = set()
+    for judgment in judgments:
+        if candidate not in judgment.outputs:
+            raise ImportFailed(
+                file,
+                f"candidate {candidate!r} is not one of this record's generators "
+                f"({', '.join(sorted(judgment.outputs))}); name it with --candidate-generator",
+                line=judgment.line,
+                field="generator_2",
+            )
+        baselines.update(set(judgment.outputs) - {candidate})
+    if len(baselines) != 1:
+        raise ImportFailed(
+            file, f"expected one baseline against {candidate!r}, found {sorted(baselines)}"
+        )
+    return candidate, baselines.pop()
 
 
 def alpaca_eval_import(
@@ -85,33 +133,54 @@ def alpaca_eval_import(
     project: Project,
     raw: bytes,
     file: str,
-    candidate_name: str,
+    candidate_generator: str | None = None,
+    candidate_name: str | None = None,
+    baseline_name: str | None = None,
     set_name: str = "alpaca_eval",
     progress: Progress = no_progress,
-) -> ImportSummary:
+) -> AlpacaEvalSummary:
     """Import an AlpacaEval annotations.json: prompts, both models' responses, a round, and
-    each verdict as an annotation by the model judge named in the record's `annotator`."""
-    records = read_records(raw, file)
-    judgments = [parse_judgment(record, file) for record in records]
-    baseline_names: set[str] = set()
+    each verdict as an annotation by the model judge named in the record's `annotator`.
+
+    AlpacaEval's own rules decide what counts: the summary says how many records they drop
+    and why. A weighted verdict keeps its probability beside the rounded label, and no verdict
+    claims an order shown, since AlpacaEval does not record the order its judge saw.
+    `candidate_name` and `baseline_name` name the platform's models for the file's two
+    generators (by default the generators' own names).
+    """
+    summary = AlpacaEvalSummary()
+    judgments = []
+    for record in read_records(raw, file):
+        parsed = parse_judgment(record, file)
+        if isinstance(parsed, str):
+            summary.dropped[parsed] += 1
+        else:
+            judgments.append(parsed)
+    if not judgments:
+        return summary  # Nothing left to compare; the summary says why.
+    if candidate_generator is None and candidate_name and candidate_name in judgments[0].outputs:
+        candidate_generator = candidate_name
+    candidate_generator, baseline_generator = _pair(judgments, candidate_generator, file)
+    names = {
+        candidate_generator: candidate_name or candidate_generator,
+        baseline_generator: baseline_name or baseline_generator,
+    }
+    if names[candidate_generator] == names[baseline_generator]:
+        raise ImportFailed(
+            file, f"the candidate and the baseline are both {names[candidate_generator]!r}"
+        )
+    summary.candidate, summary.baseline = names[candidate_generator], names[baseline_generator]
+    first_line: dict[str, int] = {}
     for judgment in judgments:
-        if candidate_name not in judgment.outputs:
+        seen = first_line.setdefault(judgment.instruction, judgment.line)
+        if seen != judgment.line:
             raise ImportFailed(
                 file,
-                f"candidate {candidate_name!r} is not one of this record's generators "
-                f"({', '.join(sorted(judgment.outputs))})",
+                f"the same instruction as line {seen}; a round compares each prompt once",
                 line=judgment.line,
-                field="generator_1",
+                field="instruction",
             )
-        baseline_names.update(set(judgment.outputs) - {candidate_name})
-    if len(baseline_names) != 1:
-        raise ImportFailed(
-            file,
-            f"expected one baseline against {candidate_name!r}, found {sorted(baseline_names)}",
-        )
-    (baseline_name,) = baseline_names
 
-    summary = ImportSummary()
     with transaction.atomic():
         prompt_set, _ = PromptSet.objects.get_or_create(project=project, name=set_name)
         _, by_text = prompt_lookup(prompt_set)
@@ -127,7 +196,8 @@ def alpaca_eval_import(
         Prompt.objects.bulk_create(new_prompts.values(), batch_size=BATCH_SIZE)
         _, by_text = prompt_lookup(prompt_set)
 
-        models = models_by_name(project, {candidate_name, baseline_name}, summary)
+        by_name = models_by_name(project, set(names.values()), summary)
+        models = {generator: by_name[name] for generator, name in names.items()}
         existing = {
             (prompt_pk, model_pk): text
             for prompt_pk, model_pk, text in Response.objects.filter(
@@ -143,7 +213,7 @@ def alpaca_eval_import(
                     if existing[key] != output:
                         raise ImportFailed(
                             file,
-                            f"{generator!r} already has a different response to this prompt",
+                            f"{names[generator]!r} already has a different response to this prompt",
                             line=judgment.line,
                             field="output_1"
                             if generator == judgment.first_generator
@@ -156,12 +226,10 @@ def alpaca_eval_import(
                 )
         Response.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
 
-        round_name = f"{candidate_name} vs {baseline_name} (AlpacaEval)"
+        candidate, baseline = models[candidate_generator], models[baseline_generator]
+        round_name = f"{candidate.name} vs {baseline.name} (AlpacaEval)"
         round_ = Round.objects.filter(
-            project=project,
-            name=round_name,
-            prompt_set=prompt_set,
-            candidate=models[candidate_name],
+            project=project, name=round_name, prompt_set=prompt_set, candidate=candidate
         ).first()
         if round_ is not None:
             # A later file may bring prompts the round has no items for yet.
@@ -171,8 +239,8 @@ def alpaca_eval_import(
                 project=project,
                 name=round_name,
                 prompt_set=prompt_set,
-                candidate=models[candidate_name],
-                baselines=[models[baseline_name]],
+                candidate=candidate,
+                baselines=[baseline],
                 shared_items=0,
             )
         items = {item.prompt_id: item for item in Item.objects.filter(round=round_)}
@@ -182,36 +250,58 @@ def alpaca_eval_import(
             )[0]
             for name in {j.annotator for j in judgments}
         }
-        already = set(
-            Annotation.objects.filter(item__round=round_).values_list("item_id", "annotator_id")
-        )
+        stored = {
+            (item_pk, judge_pk): (choice, preference)
+            for item_pk, judge_pk, choice, preference in Annotation.objects.filter(
+                item__round=round_, annotator__in=judges.values()
+            ).values_list("item_id", "annotator_id", "choice", "preference")
+        }
         judgments_by_judge: dict[Annotator, list[tuple[Item, str, dict[bool, str]]]] = {
             judge: [] for judge in judges.values()
         }
+        preferences: dict[int, float] = {}
         for judgment in judgments:
             item = items[by_text[judgment.instruction]]
             judge = judges[judgment.annotator]
-            if (item.pk, judge.pk) in already:
-                summary.skipped += 1
-                continue
-            already.add((item.pk, judge.pk))
-            candidate_first = judgment.first_generator == candidate_name
+            candidate_second = judgment.second_generator == candidate_generator
+            preferred = (
+                judgment.second_preferred if candidate_second else 1 - judgment.second_preferred
+            )
             if judgment.verdict == "tie":
                 choice = Annotation.Choice.TIE
             else:
-                first_won = judgment.verdict == "output_1"
+                second_won = judgment.verdict == "output_2"
                 choice = (
                     Annotation.Choice.CANDIDATE
-                    if first_won == candidate_first
+                    if second_won == candidate_second
                     else Annotation.Choice.BASELINE
                 )
+            if (item.pk, judge.pk) in stored:
+                old_choice, old_preference = stored[(item.pk, judge.pk)]
+                same = old_choice == choice and (
+                    old_preference is None or math.isclose(old_preference, preferred)
+                )
+                if same:
+                    summary.skipped += 1
+                else:
+                    summary.conflicts += 1
+                continue
+            stored[(item.pk, judge.pk)] = (choice, preferred)
+            preferences[item.pk] = preferred
+            # The file's order; AlpacaEval shuffles what its judge sees and does not say how.
+            candidate_first = not candidate_second
             judgments_by_judge[judge].append((item, choice, {candidate_first: choice}))
         total = sum(len(rows) for rows in judgments_by_judge.values())
         done = 0
         for judge, rows in judgments_by_judge.items():
             for start in range(0, len(rows), BATCH_SIZE):
                 batch = rows[start : start + BATCH_SIZE]
-                annotations_record_judgments(annotator=judge, judgments=batch)
+                annotations_record_judgments(
+                    annotator=judge,
+                    judgments=batch,
+                    preferences={item.pk: preferences[item.pk] for item, _, _ in batch},
+                    order_known=False,
+                )
                 done += len(batch)
                 progress(done, total)
         summary.created = total

@@ -3,7 +3,7 @@ show, computed from one data frame by the pure functions of this package (`selec
 the frames from the database)."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
@@ -40,11 +40,22 @@ class RoundReport:
         """The summary.json document (also the API's answer)."""
         return {
             "round": self.round_id,
+            # Per annotation (every vote), and per item (majority vote, split votes as ties);
+            # win_or_tie is the paper's "equivalent or preferred" headline.
             "groups": {
                 group: {baseline: outcome.as_json() for baseline, outcome in cells.items()}
                 for group, cells in self.per_annotation.items()
             },
+            "groups_per_item": {
+                group: {baseline: outcome.as_json() for baseline, outcome in cells.items()}
+                for group, cells in self.per_item.items()
+            },
             "agreement": [cell.as_json() for cell in self.agreement],
+            "alpaca_eval": {
+                judge.judge: asdict(judge.alpaca_eval)
+                for judge in self.judges
+                if judge.alpaca_eval is not None
+            },
         }
 
 

@@ -6,6 +6,7 @@ figure state), so that they can be drawn from a web worker.
 
 import io
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,16 @@ FORMATS = ("png", "svg", "pdf")
 COLOURS = {"wins": "#2f6db3", "tie": "#b8bec8", "loses": "#d9822b"}
 # Segments narrower than this (percent) are too small to carry their label.
 MIN_LABELLED_PERCENT = 6
+# Model names are wrapped at this width so that a long one keeps the layout.
+NAME_WIDTH = 28
+
+
+def plain(text: str, width: int | None = None) -> str:
+    """Untrusted text (a model or group name) drawn as written: matplotlib would read
+    `$...$` as mathtext (and fail on a lone `$`); long names wrap."""
+    if width is not None:
+        text = "\n".join(textwrap.wrap(text, width, break_long_words=True)) or text
+    return text.replace("$", r"\$")
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,14 @@ def _row_note(outcome: Outcome) -> str:
     return note
 
 
-def preference_figure(panels: Sequence[Panel], *, candidate: str, title: str, mode: str) -> Figure:
+def preference_figure(
+    panels: Sequence[Panel],
+    *,
+    candidate: str,
+    title: str,
+    mode: str,
+    empty: str = "No annotations yet.",
+) -> Figure:
     """Horizontal stacked bars: candidate wins / tie / candidate loses, in percent.
 
     Each bar is labelled with its baseline; beside it are the number of verdicts and the
@@ -54,19 +72,20 @@ def preference_figure(panels: Sequence[Panel], *, candidate: str, title: str, mo
     FigureCanvasAgg(figure)
     intervals = any(o.ci95 for panel in panels for _, o in panel.rows)
     figure.suptitle(
-        f"{title}\n{mode}; win rate counts a tie as half a win"
+        f"{plain(title)}\n{mode}; win rate counts a tie as half a win"
         + (" [95% bootstrap interval]" if intervals else ""),
         fontsize=10.5,
     )
     if not panels:
-        figure.text(0.5, 0.45, "No annotations yet.", ha="center", va="center", color="#5b6475")
+        figure.text(0.5, 0.45, empty, ha="center", va="center", color="#5b6475")
         return figure
     axes = figure.subplots(
         len(panels), 1, squeeze=False, height_ratios=[len(p.rows) + 0.6 for p in panels]
     )[:, 0]
-    legend = (f"{candidate} wins", "Tie", f"{candidate} loses")
+    shown = plain(textwrap.shorten(candidate, 40, placeholder="…"))
+    legend = (f"{shown} wins", "Tie", f"{shown} loses")
     for ax, panel in zip(axes, panels, strict=True):
-        names = [name for name, _ in panel.rows]
+        names = [plain(name, NAME_WIDTH) for name, _ in panel.rows]
         percents = [outcome.percents() for _, outcome in panel.rows]
         left = [0.0] * len(names)
         for segment, (colour, label) in enumerate(zip(COLOURS.values(), legend, strict=True)):
@@ -84,7 +103,7 @@ def preference_figure(panels: Sequence[Panel], *, candidate: str, title: str, mo
             ax.text(101.5, row, _row_note(outcome), va="center", fontsize=8.5, color="#1d2330")
         ax.set_xlim(0, 100)
         ax.invert_yaxis()
-        ax.set_title(panel.title, loc="left", fontsize=10, fontweight="bold")
+        ax.set_title(plain(panel.title), loc="left", fontsize=10, fontweight="bold")
         ax.xaxis.set_major_formatter(PercentFormatter())
         ax.tick_params(axis="x", labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
@@ -97,7 +116,7 @@ def leaderboard_figure(ratings: Sequence[Rating], *, title: str) -> Figure:
     figure = Figure(figsize=(8, 1.2 + 0.35 * max(len(ratings), 1)), layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.subplots()
-    names = [r.model for r in ratings]
+    names = [plain(r.model, NAME_WIDTH) for r in ratings]
     values = [r.rating for r in ratings]
     errors = [
         [r.rating - r.ci95[0] for r in ratings],
@@ -106,7 +125,7 @@ def leaderboard_figure(ratings: Sequence[Rating], *, title: str) -> Figure:
     ax.errorbar(values, names, xerr=errors, fmt="o", color=COLOURS["wins"], capsize=3)
     ax.invert_yaxis()
     ax.set_xlabel("Bradley-Terry rating (Elo scale, 95 % bootstrap interval)", fontsize=9)
-    ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
+    ax.set_title(plain(title), loc="left", fontsize=10, fontweight="bold")
     ax.spines[["top", "right"]].set_visible(False)
     return figure
 

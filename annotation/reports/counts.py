@@ -27,6 +27,9 @@ FRAME_COLUMNS = [
     "created_at",
     "candidate_chars",
     "baseline_chars",
+    # Whether the order shown was recorded, and a judge's probability for the candidate.
+    "order_known",
+    "preference",
 ]
 
 
@@ -43,6 +46,8 @@ def annotation_frame(**columns) -> pd.DataFrame:
     `group` and `baseline` become categoricals (groups in report order); `label` is a code
     into LABELS.
     """
+    columns.setdefault("order_known", True)
+    columns.setdefault("preference", np.nan)
     frame = pd.DataFrame({name: columns[name] for name in FRAME_COLUMNS})
     groups = ordered_groups(pd.unique(frame["group"]))
     frame["group"] = pd.Categorical(frame["group"], categories=groups)
@@ -50,6 +55,8 @@ def annotation_frame(**columns) -> pd.DataFrame:
     frame["label"] = frame["label"].astype(np.int8)
     frame["candidate_first"] = frame["candidate_first"].astype(bool)
     frame["seconds"] = frame["seconds"].astype(float)
+    frame["order_known"] = frame["order_known"].astype(bool)
+    frame["preference"] = frame["preference"].astype(float)
     return frame
 
 

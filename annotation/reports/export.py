@@ -50,6 +50,9 @@ def figure_1(report: RoundReport, mode: Mode = "annotation") -> Figure:
         candidate=report.candidate,
         title=f"Human preference: {report.candidate} against each baseline",
         mode=MODE_TITLES[mode],
+        empty="No human annotations: only model judges have answered."
+        if report.judge_groups
+        else "No annotations yet.",
     )
 
 

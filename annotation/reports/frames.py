@@ -50,6 +50,8 @@ def round_frame(round_id: int, *, include_excluded: bool = False) -> pd.DataFram
             "created_at",
             Length("item__candidate_response__text"),
             Length("item__baseline_response__text"),
+            "order_known",
+            "preference",
         )
     )
     raw = pd.DataFrame.from_records(
@@ -68,6 +70,8 @@ def round_frame(round_id: int, *, include_excluded: bool = False) -> pd.DataFram
             "created_at",
             "candidate_chars",
             "baseline_chars",
+            "order_known",
+            "preference",
         ],
     )
     return annotation_frame(
@@ -83,6 +87,8 @@ def round_frame(round_id: int, *, include_excluded: bool = False) -> pd.DataFram
         created_at=raw["created_at"],
         candidate_chars=raw["candidate_chars"],
         baseline_chars=raw["baseline_chars"],
+        order_known=raw["order_known"],
+        preference=raw["preference"],
     )
 
 

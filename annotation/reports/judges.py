@@ -7,6 +7,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from annotation.reports.agreement import pair_sums, tie_discounted
+from annotation.reports.alpaca_eval import AlpacaEvalFigures, alpaca_eval_figures
 from annotation.reports.counts import BASELINE, CANDIDATE, HUMAN_GROUPS, TIE, LabelCounts
 from annotation.reports.stats import Outcome, majority_counts
 
@@ -78,6 +79,8 @@ class JudgeDiagnostics:
     length_bins: list[LengthBin]
     human_agreement: float | None  # tie-discounted, percent, against the human majority
     human_items: int
+    # AlpacaEval's figures, when every verdict of the judge carries its preference.
+    alpaca_eval: AlpacaEvalFigures | None = None
 
 
 ORDER_VOTE_COLUMNS = ["annotation", "group", "candidate_first", "label"]
@@ -109,7 +112,8 @@ def judge_diagnostics(
         items = int((sums.pairs > 0).sum())
         label = rows["label"].to_numpy()
         votes = order_votes[order_votes["group"] == judge]
-        single = rows[~rows["annotation"].isin(votes["annotation"])]
+        # Only verdicts whose order shown is known can tell a position bias.
+        single = rows[~rows["annotation"].isin(votes["annotation"]) & rows["order_known"]]
         result.append(
             JudgeDiagnostics(
                 judge=judge,
@@ -124,6 +128,9 @@ def judge_diagnostics(
                 ),
                 human_agreement=tie_discounted(sums) if items else None,
                 human_items=items,
+                alpaca_eval=alpaca_eval_figures(rows["preference"])
+                if len(rows) and rows["preference"].notna().all()
+                else None,
             )
         )
     return result

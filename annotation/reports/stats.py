@@ -47,6 +47,7 @@ class Outcome:
             "ties": self.ties,
             "losses": self.losses,
             "n": self.n,
+            "win_or_tie": self.win_or_tie,
             "win_rate": self.win_rate,
             "ci95": list(self.ci95) if self.ci95 else None,
         }

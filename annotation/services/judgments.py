@@ -17,6 +17,8 @@ def annotations_record_judgments(
     *,
     annotator: Annotator,
     judgments: Sequence[tuple[Item, str, Mapping[bool, str]]],
+    preferences: Mapping[int, float] | None = None,
+    order_known: bool = True,
 ) -> None:
     """Record a model judge's verdicts in a few queries: (item, choice, votes) each, where
     votes maps each order shown (candidate_first) to the choice, in model terms, given then.
@@ -26,7 +28,11 @@ def annotations_record_judgments(
     diagnostics. Idempotent: an item the judge already has a verdict on keeps it. Judges take
     no crowd slots: Item.taken and completed count crowd work only. The items must be of the
     judge's project.
+
+    `preferences` gives, per item pk, the judge's probability that the candidate is better;
+    `order_known=False` marks verdicts whose source did not record the order shown.
     """
+    preferences = preferences or {}
     if annotator.kind != Annotator.Kind.JUDGE:
         raise ValueError(f"{annotator} is not a model judge.")
     rounds = {item.round_id for item, _, _ in judgments}
@@ -51,6 +57,8 @@ def annotations_record_judgments(
                 shown_choice=Annotation.shown_for(choice, candidate_first),
                 candidate_first=candidate_first,
                 order_votes=order_votes,
+                order_known=order_known,
+                preference=preferences.get(item.pk),
             )
         )
     Annotation.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)

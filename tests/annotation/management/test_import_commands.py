@@ -390,10 +390,10 @@ def test_it_adds_nothing_when_the_alpaca_eval_file_is_imported_twice():
 @pytest.mark.django_db
 def test_it_names_the_line_and_generator_field_for_a_candidate_not_in_the_file():
     with pytest.raises(CommandError) as error:
-        run("import_alpaca_eval", str(ANNOTATIONS), "--candidate", "llama-2-70b")
+        run("import_alpaca_eval", str(ANNOTATIONS), "--candidate-generator", "llama-2-70b")
 
     message = str(error.value)
-    assert message.startswith(f"{ANNOTATIONS.name}, line 2: field 'generator_1': ")
+    assert message.startswith(f"{ANNOTATIONS.name}, line 2: field 'generator_2': ")
     assert "'llama-2-70b'" in message
     assert not Round.objects.exists()
     assert row_counts() == dict.fromkeys(["Prompt", "Response", "LanguageModel", "PromptSet"], 0)

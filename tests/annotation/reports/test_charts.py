@@ -79,3 +79,48 @@ def test_it_draws_the_leaderboard():
     rows = [Rating("a", 1050, (1040, 1060), 10, 60), Rating("b", 950, (940, 960), 10, 40)]
 
     assert figure_bytes(leaderboard_figure(rows, title="crowd"), "png").startswith(b"\x89PNG")
+
+
+def test_it_draws_any_model_name_as_plain_text():
+    for name in ("base $x^$", "$\\frac{1}{0}$ model", "cost: $5 and $10", "a$"):
+        svg = figure_bytes(sample_figure(name), "svg").decode()  # mathtext would raise here
+        assert ET.fromstring(svg) is not None
+        figure = sample_figure(name)
+        figure_bytes(figure, "png")
+        labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+        assert labels == [name.replace("$", "\\$")]  # "\$" is matplotlib's literal dollar
+
+
+def test_a_long_model_name_wraps_and_keeps_the_bars_inside_the_figure():
+    long_name = "an-extremely-long-model-name-from-an-import-file-" * 3
+    figure = sample_figure(long_name)
+    figure_bytes(figure, "png")
+    (label,) = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert "\n" in label and max(len(line) for line in label.split("\n")) <= 28
+    renderer = figure.canvas.get_renderer()
+    box = figure.axes[0].get_tightbbox(renderer)
+    assert box is not None and box.x0 >= 0
+
+
+def test_a_judge_only_round_says_it_has_no_human_annotations():
+    from annotation.reports.build import build_report
+    from annotation.reports.counts import annotation_frame
+    from annotation.reports.export import figure_1
+
+    frame = annotation_frame(
+        annotation=[1],
+        item=[1],
+        prompt=["p"],
+        baseline=["b"],
+        annotator=[1],
+        group=["gpt-4"],
+        label=[0],
+        candidate_first=[True],
+        seconds=[None],
+        created_at=[None],
+        candidate_chars=[10],
+        baseline_chars=[10],
+    )
+    report = build_report(frame, round_id=1, candidate="c", baselines=["b"], resamples=10)
+    texts = [t.get_text() for t in figure_1(report).texts]
+    assert "No human annotations: only model judges have answered." in texts

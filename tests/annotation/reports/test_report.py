@@ -114,11 +114,15 @@ def test_it_writes_every_file_and_a_summary_in_the_documented_schema(judged_roun
     ET.fromstring((out / "figure1.svg").read_bytes())
 
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"round", "groups", "agreement"}
+    assert set(summary) == {"round", "groups", "groups_per_item", "agreement", "alpaca_eval"}
+    assert set(summary["groups_per_item"]) == set(summary["groups"])
     assert summary["round"] == judged_round.pk
     for cells in summary["groups"].values():
         for cell in cells.values():
-            assert set(cell) == {"wins", "ties", "losses", "n", "win_rate", "ci95"}
+            assert set(cell) == {"wins", "ties", "losses", "n", "win_or_tie", "win_rate", "ci95"}
+            assert cell["win_or_tie"] == pytest.approx(
+                (cell["wins"] + cell["ties"]) / cell["n"] * 100
+            )
             assert cell["n"] == cell["wins"] + cell["ties"] + cell["losses"]
             assert cell["win_rate"] == pytest.approx(
                 (cell["wins"] + cell["ties"] / 2) / cell["n"] * 100
@@ -276,7 +280,9 @@ def test_it_reports_a_round_without_annotations(client, tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == {
         "round": round_.pk,
         "groups": {},
+        "groups_per_item": {},
         "agreement": [],
+        "alpaca_eval": {},
     }
     assert (tmp_path / "figure1.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "annotations.jsonl").read_bytes() == b""
