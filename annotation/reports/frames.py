@@ -133,3 +133,50 @@ def project_battles(project_id: int) -> pd.DataFrame:
             "label": raw["choice"].map({label: code for code, label in enumerate(LABELS)}),
         }
     )
+
+
+def round_verdict_rows(round_id: int, *, include_excluded: bool = False) -> pd.DataFrame:
+    """Every counted verdict of the round with the texts compared, for the exports.
+
+    Columns: item, prompt_id, instruction, candidate, baseline (model names), candidate_output,
+    baseline_output, group, label (a code into LABELS), preference (NaN unless given).
+    """
+    rows = (
+        Annotation.objects.filter(
+            counted(include_excluded=include_excluded), item__round_id=round_id
+        )
+        .order_by("item__position", "id")
+        .values_list(
+            "item_id",
+            "item__prompt__external_id",
+            "item__prompt__text",
+            "item__round__candidate__name",
+            "item__baseline__name",
+            "item__candidate_response__text",
+            "item__baseline_response__text",
+            "annotator__kind",
+            "annotator__name",
+            "choice",
+            "preference",
+        )
+    )
+    raw = pd.DataFrame.from_records(
+        list(rows),
+        columns=[
+            "item",
+            "prompt_id",
+            "instruction",
+            "candidate",
+            "baseline",
+            "candidate_output",
+            "baseline_output",
+            "kind",
+            "name",
+            "choice",
+            "preference",
+        ],
+    )
+    raw["group"] = _groups(raw) if len(raw) else pd.Series(dtype=str)
+    raw["label"] = raw["choice"].map({label: code for code, label in enumerate(LABELS)})
+    raw["preference"] = raw["preference"].astype(float)
+    return raw.drop(columns=["kind", "name", "choice"])

@@ -1,0 +1,125 @@
+"""A round's verdicts in the formats other tools read: AlpacaEval's annotations.json and
+model_outputs.json, and preference pairs for preference tuning (TRL's DPOTrainer reads
+`prompt`, `chosen`, `rejected`).
+
+Works on the frame of frames.round_verdict_rows; no database access here.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from annotation.reports.counts import BASELINE, CANDIDATE, TIE
+
+# A label as the candidate's share of a win: what AlpacaEval's preference - 1 means.
+CANDIDATE_SHARE = {CANDIDATE: 1.0, TIE: 0.5, BASELINE: 0.0}
+
+
+def _candidate_share(rows: pd.DataFrame) -> pd.Series:
+    """Each verdict's preference for the candidate: the judge's own when it gave one."""
+    share = rows["label"].map(CANDIDATE_SHARE).astype(float)
+    return rows["preference"].where(rows["preference"].notna(), share)
+
+
+def alpaca_eval_annotations(rows: pd.DataFrame, group: str) -> list[dict]:
+    """One AlpacaEval record per item for an annotator group: the baseline as output_1, the
+    candidate as output_2 (AlpacaEval's evaluated model), and `preference` = 1 + the group's
+    mean preference for the candidate (a single judge's own, or the share of its annotators)."""
+    chosen = rows[rows["group"] == group].assign(share=lambda df: _candidate_share(df))
+    records = []
+    for _, item in chosen.groupby("item", sort=False):
+        first = item.iloc[0]
+        records.append(
+            {
+                "instruction": first["instruction"],
+                "output_1": first["baseline_output"],
+                "generator_1": first["baseline"],
+                "output_2": first["candidate_output"],
+                "generator_2": first["candidate"],
+                "annotator": group,
+                "preference": 1 + float(item["share"].mean()),
+            }
+        )
+    return records
+
+
+def alpaca_eval_model_outputs(rows: pd.DataFrame) -> dict[str, list[dict]]:
+    """Per model of the round, AlpacaEval's model_outputs.json records, one per prompt."""
+    outputs: dict[str, list[dict]] = {}
+    seen: set[tuple[str, str]] = set()
+    for item in rows.drop_duplicates("item").itertuples():
+        for model, text in (
+            (item.candidate, item.candidate_output),
+            (item.baseline, item.baseline_output),
+        ):
+            if (model, item.instruction) not in seen:
+                seen.add((model, item.instruction))
+                record = {"instruction": item.instruction, "output": text, "generator": model}
+                outputs.setdefault(model, []).append(record)
+    return outputs
+
+
+@dataclass(frozen=True)
+class PairRules:
+    groups: tuple[str, ...] = ()  # empty: every group
+    min_agreement: float = 0.0  # share of the item's votes that went to the chosen answer
+    ties: str = "drop"  # drop, or keep: tied items are returned apart
+
+
+def preference_pairs(
+    rows: pd.DataFrame, rules: PairRules = PairRules()
+) -> tuple[list[dict], list[dict]]:
+    """(pairs, ties): per item, the answer most votes preferred as `chosen`, the other as
+    `rejected`, with the vote counts and the margin (chosen minus rejected votes, over all)."""
+    if rules.ties not in ("drop", "keep"):
+        raise ValueError(f"ties must be 'drop' or 'keep', not {rules.ties!r}")
+    chosen_rows = rows if not rules.groups else rows[rows["group"].isin(rules.groups)]
+    pairs, ties = [], []
+    for _, item in chosen_rows.groupby("item", sort=False):
+        votes = np.bincount(item["label"].to_numpy(dtype=int), minlength=3)
+        total = int(votes.sum())
+        first = item.iloc[0]
+        answers = {
+            CANDIDATE: (first["candidate_output"], first["candidate"]),
+            BASELINE: (first["baseline_output"], first["baseline"]),
+        }
+        common = {
+            "prompt": first["instruction"],
+            "prompt_id": first["prompt_id"],
+            "annotators": total,
+            "candidate_votes": int(votes[CANDIDATE]),
+            "tie_votes": int(votes[TIE]),
+            "baseline_votes": int(votes[BASELINE]),
+            "groups": sorted(set(item["group"])),
+        }
+        if votes[CANDIDATE] == votes[BASELINE]:
+            if rules.ties == "keep":
+                ties.append(
+                    {
+                        **common,
+                        "response_a": answers[CANDIDATE][0],
+                        "response_b": answers[BASELINE][0],
+                        "model_a": answers[CANDIDATE][1],
+                        "model_b": answers[BASELINE][1],
+                    }
+                )
+            continue
+        winner, loser = (
+            (CANDIDATE, BASELINE) if votes[CANDIDATE] > votes[BASELINE] else (BASELINE, CANDIDATE)
+        )
+        agreement = votes[winner] / total
+        if agreement < rules.min_agreement:
+            continue
+        pairs.append(
+            {
+                **common,
+                "chosen": answers[winner][0],
+                "rejected": answers[loser][0],
+                "chosen_model": answers[winner][1],
+                "rejected_model": answers[loser][1],
+                "margin": float((votes[winner] - votes[loser]) / total),
+                "agreement": float(agreement),
+            }
+        )
+    return pairs, ties
