@@ -450,3 +450,36 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+
+class Battle(models.Model):
+    """One pairwise vote imported without its texts (a Chatbot Arena battle log): it feeds the
+    project's leaderboard beside the rounds' verdicts."""
+
+    class Winner(models.TextChoices):
+        MODEL_A = "model_a"
+        MODEL_B = "model_b"
+        TIE = "tie"
+        TIE_BOTHBAD = "tie (bothbad)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="battles")
+    model_a = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
+    model_b = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
+    winner = models.CharField(max_length=16, choices=Winner.choices)
+    # The leaderboard group these votes form (e.g. "arena", or the judge that cast them).
+    group = models.CharField(max_length=200, default="arena")
+    # The battle's own id (FastChat's question_id) or a hash of its record: a re-import skips it.
+    key = models.CharField(max_length=200)
+    source = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "group", "key"], name="battle_once"),
+            models.CheckConstraint(
+                condition=~Q(model_a=F("model_b")), name="battle_between_two_models"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_a_id} vs {self.model_b_id}: {self.winner}"

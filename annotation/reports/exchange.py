@@ -123,3 +123,20 @@ def preference_pairs(
             }
         )
     return pairs, ties
+
+
+ARENA_WINNERS = {CANDIDATE: "model_a", TIE: "tie", BASELINE: "model_b"}
+
+
+def arena_battles(battles: pd.DataFrame) -> list[dict]:
+    """A project's verdicts (frames.project_battles) as FastChat clean_battle records: the
+    round's candidate as model_a, the baseline as model_b, the group as the judge."""
+    return [
+        {
+            "model_a": row.candidate,
+            "model_b": row.baseline,
+            "winner": ARENA_WINNERS[int(row.label)],
+            "judge": row.group,
+        }
+        for row in battles.itertuples()
+    ]

@@ -10,9 +10,16 @@ import pandas as pd
 from django.db.models import Q
 from django.db.models.functions import Length
 
-from annotation.models import Annotation, Annotator
+from annotation.models import Annotation, Annotator, Battle
 from annotation.reports.counts import LABELS, annotation_frame
 from annotation.reports.judges import ORDER_VOTE_COLUMNS
+
+BATTLE_LABELS = {
+    Battle.Winner.MODEL_A: LABELS.index("candidate"),
+    Battle.Winner.MODEL_B: LABELS.index("baseline"),
+    Battle.Winner.TIE: LABELS.index("tie"),
+    Battle.Winner.TIE_BOTHBAD: LABELS.index("tie"),
+}
 
 
 def counted(*, include_excluded: bool = False) -> Q:
@@ -125,7 +132,7 @@ def project_battles(project_id: int) -> pd.DataFrame:
     raw = pd.DataFrame.from_records(
         list(rows), columns=["candidate", "baseline", "kind", "name", "choice"]
     )
-    return pd.DataFrame(
+    verdicts = pd.DataFrame(
         {
             "candidate": raw["candidate"],
             "baseline": raw["baseline"],
@@ -133,6 +140,19 @@ def project_battles(project_id: int) -> pd.DataFrame:
             "label": raw["choice"].map({label: code for code, label in enumerate(LABELS)}),
         }
     )
+    # Imported battle logs: model_a in the candidate's place.
+    imported = pd.DataFrame.from_records(
+        list(
+            Battle.objects.filter(project_id=project_id).values_list(
+                "model_a__name", "model_b__name", "group", "winner"
+            )
+        ),
+        columns=["candidate", "baseline", "group", "winner"],
+    )
+    imported["label"] = imported["winner"].map(BATTLE_LABELS)
+    battles = pd.concat([verdicts, imported.drop(columns="winner")], ignore_index=True)
+    battles["label"] = battles["label"].astype(np.int8)
+    return battles
 
 
 def round_verdict_rows(round_id: int, *, include_excluded: bool = False) -> pd.DataFrame:

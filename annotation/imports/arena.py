@@ -1,0 +1,93 @@
+"""Chatbot Arena battle logs (FastChat's clean_battle JSON or JSON Lines): records with
+`model_a`, `model_b` and `winner` (model_a, model_b, tie, "tie (bothbad)"); conversations and
+other fields are ignored. The battles feed the project's Bradley-Terry leaderboard."""
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from annotation.imports.records import (
+    BATCH_SIZE,
+    ImportFailed,
+    ImportSummary,
+    optional_id,
+    read_records,
+    required_text,
+)
+from annotation.imports.responses import models_by_name
+from annotation.models import Battle, Project
+
+
+@dataclass
+class ArenaSummary(ImportSummary):
+    winners: dict[str, int] = field(default_factory=dict)
+
+
+def arena_import(*, project: Project, raw: bytes, file: str, group: str = "arena") -> ArenaSummary:
+    """Import every battle of the file, all or nothing; battles already there are skipped."""
+    group = group.strip()
+    if not group:
+        raise ImportFailed(file, "the group of the battles is empty")
+    parsed = []
+    seen: dict[str, int] = {}
+    copies: Counter[str] = Counter()
+    for record in read_records(raw, file):
+        model_a = required_text(record, "model_a", file).strip()
+        model_b = required_text(record, "model_b", file).strip()
+        if model_a == model_b:
+            raise ImportFailed(
+                file, f"both sides are {model_a!r}", line=record.line, field="model_b"
+            )
+        winner = record.data.get("winner")
+        if winner not in Battle.Winner.values:
+            raise ImportFailed(
+                file,
+                f"expected one of {', '.join(Battle.Winner.values)}, found {winner!r}",
+                line=record.line,
+                field="winner",
+            )
+        question_id = optional_id(record, "question_id", file)
+        if question_id is not None:
+            if question_id in seen:
+                raise ImportFailed(
+                    file,
+                    f"the same question_id as line {seen[question_id]}",
+                    line=record.line,
+                    field="question_id",
+                )
+            seen[question_id] = record.line
+            key = question_id
+        else:
+            # Without an id, identical records are distinct battles: the k-th copy of a record
+            # gets its own key, so that importing the same file again skips exactly these.
+            digest = hashlib.sha256(json.dumps(record.data, sort_keys=True).encode()).hexdigest()
+            copies[digest] += 1
+            key = f"{digest[:48]}:{copies[digest]}"
+        parsed.append((record.line, model_a, model_b, winner, key))
+    summary = ArenaSummary()
+    with transaction.atomic():
+        models = models_by_name(project, {p[1] for p in parsed} | {p[2] for p in parsed}, summary)
+        existing = set(
+            Battle.objects.filter(project=project, group=group).values_list("key", flat=True)
+        )
+        new = [
+            Battle(
+                project=project,
+                model_a=models[a],
+                model_b=models[b],
+                winner=winner,
+                group=group,
+                key=key,
+                source=file[:300],
+            )
+            for _, a, b, winner, key in parsed
+            if key not in existing
+        ]
+        Battle.objects.bulk_create(new, batch_size=BATCH_SIZE)
+    summary.created, summary.skipped = len(new), len(parsed) - len(new)
+    for battle in new:
+        summary.winners[battle.winner] = summary.winners.get(battle.winner, 0) + 1
+    return summary
