@@ -181,6 +181,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # Crowd assignment defaults (a round can override each).
 CROWD_LEASE_SECONDS = env_int("CROWD_LEASE_SECONDS", 30 * 60, minimum=10)
+# A model needs this many verdicts to be ranked on a leaderboard (it is listed either way).
+LEADERBOARD_MIN_VERDICTS = env_int("LEADERBOARD_MIN_VERDICTS", 30, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -142,3 +142,29 @@ def ratings(
         if games[i].sum() > 0
     ]
     return sorted(result, key=lambda r: -r.rating)
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """A leaderboard line: its rating, and its rank (None, with the reason, when unranked).
+
+    Ranks follow Chatbot Arena: a model's rank is 1 + the number of ranked models whose whole
+    interval lies above its own, so models whose intervals overlap share a rank.
+    """
+
+    rating: Rating
+    rank: int | None
+    unranked: str = ""
+
+
+def ranked(board: list[Rating], *, min_verdicts: int = 0) -> list[BoardRow]:
+    enough = [r for r in board if r.games >= min_verdicts]
+    rows = []
+    for rating in board:
+        if rating.games < min_verdicts:
+            reason = f"{rating.games} verdicts, fewer than the {min_verdicts} needed to rank"
+            rows.append(BoardRow(rating, None, reason))
+            continue
+        above = sum(1 for other in enough if other.ci95[0] > rating.ci95[1])
+        rows.append(BoardRow(rating, 1 + above))
+    return rows

@@ -2,6 +2,7 @@
 
 import mimetypes
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -12,6 +13,7 @@ from matplotlib.figure import Figure
 from annotation import selectors
 from annotation.http import ResearcherRequest
 from annotation.models import Round
+from annotation.reports.bradley_terry import ranked
 from annotation.reports.build import battle_groups, leaderboard
 from annotation.reports.charts import inline_svg, leaderboard_figure
 from annotation.reports.export import (
@@ -40,9 +42,11 @@ def _leaderboard(round_: Round, requested: str | None) -> dict:
     groups = battle_groups(battles)
     group = requested if requested in groups else (groups[0] if groups else "")
     board = leaderboard(battles, group) if group else []
+    rows = ranked(board, min_verdicts=settings.LEADERBOARD_MIN_VERDICTS)
     title = group_title(group)
     return {
-        "board": board,
+        "board": rows,
+        "min_verdicts": settings.LEADERBOARD_MIN_VERDICTS,
         "board_group": group,
         "board_groups": [(g, group_title(g)) for g in groups],
         "board_svg": _inline(leaderboard_figure(board, title=title), "board") if board else None,

@@ -82,3 +82,23 @@ def test_it_gives_seeded_intervals_around_the_estimate():
     assert [r.model for r in once] == ["c", "b", "a"]
     for rating in once:
         assert rating.ci95[0] < rating.rating < rating.ci95[1]
+
+
+def test_models_whose_intervals_overlap_share_a_rank_and_few_verdicts_leave_one_unranked():
+    from annotation.reports.bradley_terry import Rating, ranked
+
+    def rating(model, low, high, games=100):
+        return Rating(model, (low + high) / 2, (low, high), games, 50.0)
+
+    board = [
+        rating("a", 1100, 1200),
+        rating("b", 1080, 1150),  # overlaps a: shares rank 1
+        rating("c", 1000, 1070),  # below a's and b's intervals: 1 + 2
+        rating("d", 990, 1090),  # overlaps b and c, below a: 1 + 1
+        rating("e", 1300, 1500, games=4),  # too few verdicts to rank, and not counted above others
+    ]
+    rows = {row.rating.model: row for row in ranked(board, min_verdicts=30)}
+    assert {m: rows[m].rank for m in "abcd"} == {"a": 1, "b": 1, "c": 3, "d": 2}
+    assert rows["e"].rank is None
+    assert rows["e"].unranked == "4 verdicts, fewer than the 30 needed to rank"
+    assert ranked(board)[4].rank == 1  # Without the minimum, e ranks first.
