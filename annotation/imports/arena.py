@@ -91,3 +91,77 @@ def arena_import(*, project: Project, raw: bytes, file: str, group: str = "arena
     for battle in new:
         summary.winners[battle.winner] = summary.winners.get(battle.winner, 0) + 1
     return summary
+
+
+# FastChat llm_judge pairwise judgments: g1 shows model_1 first, g2 shows it second.
+MT_BENCH_WINNERS = {"model_1", "model_2", "tie"}
+DROPPED_ERROR = "a judgment that failed in either order (winner 'error'), which FastChat drops"
+
+
+@dataclass
+class MtBenchSummary(ArenaSummary):
+    dropped: Counter[str] = field(default_factory=Counter)
+    inconsistent: int = 0
+
+
+def mt_bench_pairwise_import(
+    *, project: Project, raw: bytes, file: str, group: str | None = None
+) -> MtBenchSummary:
+    """MT-Bench pairwise judgments (FastChat llm_judge `model_judgment/*_pair.jsonl`) as
+    battles: a verdict both orders agree on wins; orders that disagree are a tie, as FastChat
+    counts them. The group is the judge's name unless given."""
+    battles: dict[str, list[dict]] = {}
+    seen: dict[str, int] = {}
+    summary = MtBenchSummary()
+    for record in read_records(raw, file):
+        model_1 = required_text(record, "model_1", file).strip()
+        model_2 = required_text(record, "model_2", file).strip()
+        if model_1 == model_2:
+            raise ImportFailed(
+                file, f"both sides are {model_1!r}", line=record.line, field="model_2"
+            )
+        winners = []
+        for name in ("g1_winner", "g2_winner"):
+            value = record.data.get(name)
+            if value != "error" and value not in MT_BENCH_WINNERS:
+                raise ImportFailed(
+                    file,
+                    f"expected model_1, model_2, tie or error, found {value!r}",
+                    line=record.line,
+                    field=name,
+                )
+            winners.append(value)
+        if "error" in winners:
+            summary.dropped[DROPPED_ERROR] += 1
+            continue
+        judge = record.data.get("judge")
+        judge_name = judge[0] if isinstance(judge, list) and judge else str(judge or "judge")
+        if winners[0] == winners[1]:
+            verdict = {"model_1": "model_a", "model_2": "model_b", "tie": "tie"}[winners[0]]
+        else:
+            verdict = "tie"
+            summary.inconsistent += 1
+        question = optional_id(record, "question_id", file) or str(record.line)
+        turn = record.data.get("turn", 1)
+        judged = f"{question}\0{turn}\0{model_1}\0{model_2}\0{judge_name}"
+        key = "mt-bench:" + hashlib.sha256(judged.encode()).hexdigest()[:48]
+        if key in seen:
+            raise ImportFailed(
+                file,
+                f"the same question, turn, models and judge as line {seen[key]}",
+                line=record.line,
+                field="question_id",
+            )
+        seen[key] = record.line
+        battle = {"question_id": key, "model_a": model_1, "model_b": model_2, "winner": verdict}
+        battles.setdefault(group or judge_name, []).append(battle)
+    with transaction.atomic():
+        for name, group_battles in battles.items():
+            lines = "\n".join(json.dumps(battle) for battle in group_battles)
+            part = arena_import(project=project, raw=lines.encode(), file=file, group=name)
+            summary.created += part.created
+            summary.skipped += part.skipped
+            summary.models_created += part.models_created
+            for winner, count in part.winners.items():
+                summary.winners[winner] = summary.winners.get(winner, 0) + count
+    return summary

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from annotation.reports.counts import BASELINE, CANDIDATE, TIE
+from annotation.reports.counts import BASELINE, CANDIDATE, LABELS, TIE
 
 # A label as the candidate's share of a win: what AlpacaEval's preference - 1 means.
 CANDIDATE_SHARE = {CANDIDATE: 1.0, TIE: 0.5, BASELINE: 0.0}
@@ -140,3 +140,31 @@ def arena_battles(battles: pd.DataFrame) -> list[dict]:
         }
         for row in battles.itertuples()
     ]
+
+
+MT_BENCH_WINNERS = {"candidate": "model_1", "tie": "tie", "baseline": "model_2"}
+
+
+def mt_bench_pairwise(rows: pd.DataFrame, group: str) -> list[dict]:
+    """A judge's verdicts as FastChat llm_judge pairwise judgments: the candidate as model_1,
+    g1 the order with the candidate shown first, g2 the swapped one ("error" for an order the
+    judge was not asked; one it was asked but whose order is unknown is left out)."""
+    records = []
+    for row in rows[rows["group"] == group].itertuples():
+        votes = {bool(first): choice for first, choice in row.order_votes}
+        if not votes:
+            if not row.order_known:
+                continue
+            votes = {bool(row.candidate_first): LABELS[int(row.label)]}
+        records.append(
+            {
+                "question_id": row.prompt_id,
+                "model_1": row.candidate,
+                "model_2": row.baseline,
+                "g1_winner": MT_BENCH_WINNERS[votes[True]] if True in votes else "error",
+                "g2_winner": MT_BENCH_WINNERS[votes[False]] if False in votes else "error",
+                "judge": [group, "evalplatform-pairwise"],
+                "turn": 1,
+            }
+        )
+    return records

@@ -159,7 +159,8 @@ def round_verdict_rows(round_id: int, *, include_excluded: bool = False) -> pd.D
     """Every counted verdict of the round with the texts compared, for the exports.
 
     Columns: item, prompt_id, instruction, candidate, baseline (model names), candidate_output,
-    baseline_output, group, label (a code into LABELS), preference (NaN unless given).
+    baseline_output, group, label (a code into LABELS), preference (NaN unless given),
+    candidate_first, order_known, order_votes ([[candidate_first, choice], ...] or []).
     """
     rows = (
         Annotation.objects.filter(
@@ -178,6 +179,9 @@ def round_verdict_rows(round_id: int, *, include_excluded: bool = False) -> pd.D
             "annotator__name",
             "choice",
             "preference",
+            "candidate_first",
+            "order_known",
+            "order_votes",
         )
     )
     raw = pd.DataFrame.from_records(
@@ -194,6 +198,9 @@ def round_verdict_rows(round_id: int, *, include_excluded: bool = False) -> pd.D
             "name",
             "choice",
             "preference",
+            "candidate_first",
+            "order_known",
+            "order_votes",
         ],
     )
     raw["group"] = _groups(raw) if len(raw) else pd.Series(dtype=str)

@@ -8,6 +8,7 @@ from annotation.reports.exchange import (
     PairRules,
     alpaca_eval_annotations,
     alpaca_eval_model_outputs,
+    mt_bench_pairwise,
     preference_pairs,
 )
 from annotation.reports.frames import round_verdict_rows
@@ -34,7 +35,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("round_id", type=int)
-        parser.add_argument("--format", choices=["alpaca-eval", "preference-pairs"], required=True)
+        parser.add_argument(
+            "--format", choices=["alpaca-eval", "preference-pairs", "mt-bench"], required=True
+        )
         parser.add_argument("--out", required=True, help="Folder to write into (created).")
         parser.add_argument(
             "--group", action="append", default=[], help="crowd, author or a judge's name."
@@ -65,7 +68,11 @@ class Command(BaseCommand):
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         written = []
-        if options["format"] == "alpaca-eval":
+        if options["format"] == "mt-bench":
+            for group in options["group"] or [g for g in known if g not in ("crowd", "author")]:
+                name = f"model_judgment.{group}_pair.jsonl"
+                written.append(_write_jsonl(out / name, mt_bench_pairwise(rows, group)))
+        elif options["format"] == "alpaca-eval":
             for group in options["group"] or known:
                 name = f"annotations.{group}.json"
                 written.append(_write_json(out / name, alpaca_eval_annotations(rows, group)))
