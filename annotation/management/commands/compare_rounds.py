@@ -35,10 +35,15 @@ class Command(BaseCommand):
             if result is None:
                 self.stdout.write(f"Against {baseline}: no prompt judged in both rounds.")
                 continue
-            p = "n/a" if result.sign_test_p is None else f"{result.sign_test_p:.3g}"
+            if result.sign_test_p is None:
+                p = "p = n/a"
+            elif result.sign_test_p < 0.001:
+                p = "p < 0.001"
+            else:
+                p = f"p = {result.sign_test_p:.3f}"
             self.stdout.write(
                 f"Against {baseline}: {result.prompts} prompts; {one.candidate} better on "
                 f"{result.first_better}, {two.candidate} on {result.second_better}, equal on "
-                f"{result.same}; sign test p = {p}."
+                f"{result.same}; sign test {p}."
             )
             self.stdout.write(result.sentence(one.candidate.name, two.candidate.name))

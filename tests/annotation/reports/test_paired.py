@@ -73,5 +73,32 @@ def test_compare_rounds_reports_each_shared_baseline():
     text = out.getvalue()
     assert "Against baseline: 12 prompts; candidate better on 12, other-candidate on 0" in text
     assert "candidate beats other-candidate by 100.0 points" in text
+    assert "sign test p < 0.001." in text
     with pytest.raises(CommandError, match="share no baseline judged by 'gpt-4'"):
         call_command("compare_rounds", str(first.pk), str(second.pk), "--group", "gpt-4")
+
+
+@pytest.mark.django_db
+def test_the_report_prints_a_tiny_p_value_as_below_a_thousandth(client):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from annotation.services.judgments import annotations_record_judgments
+
+    round_ = make_round(prompts=20)
+    judge = Annotator.objects.create(project=round_.project, kind="judge", name="first-lover")
+    annotations_record_judgments(
+        annotator=judge,
+        judgments=[
+            (
+                item,
+                "candidate" if item.candidate_first else "baseline",
+                {item.candidate_first: "candidate" if item.candidate_first else "baseline"},
+            )
+            for item in round_.items.all()
+        ],
+    )
+    client.force_login(get_user_model().objects.create_superuser("op", password="pw-op-123"))
+    page = client.get(reverse("round-report", args=[round_.pk])).content.decode()
+    assert "prefers the answer shown first in 100.0 %" in page
+    assert "binomial test p &lt; 0.001" in page and "p = 0.000" not in page
