@@ -305,8 +305,13 @@ def settings_key(backend: str, config: Mapping[str, Any], sampling: SamplingSett
     Changing what goes in here gives every setting a new key: earlier responses are then made
     again, never mixed in.
     """
-    options = _module(backend).OPTIONS
+    module = _module(backend)
+    options = module.OPTIONS
     checked = backend_check(backend, config)
+    # What the engine itself would refuse or silently change is refused here, at launch.
+    sampling_check = getattr(module, "check_sampling", None)
+    if sampling_check is not None:
+        sampling_check(sampling)
     sampled = sampling.as_dict()
     for name in ("temperature", "top_p", "repetition_penalty"):
         sampled[name] = float(sampled[name])

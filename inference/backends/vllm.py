@@ -8,6 +8,7 @@ the round's sampling to vLLM's arguments is kept in plain functions, testable wi
 
 import gc
 import json
+import multiprocessing
 import os
 import threading
 import time
@@ -23,6 +24,7 @@ from inference.backends.base import (
     Option,
     SamplingSettings,
     is_local_path,
+    plain_prompt,
     read_config,
 )
 
@@ -52,8 +54,33 @@ OPTIONS = {
 }
 
 
+# vLLM 0.33's SamplingParams refuses a temperature above 2 (VLLMValidationError, raised
+# outside the per-request handling) and raises one in (0, 0.01) to 0.01 without a word.
+MAX_TEMPERATURE = 2.0
+MIN_SAMPLED_TEMPERATURE = 0.01
+# Finish reasons of an output that is not an answer (vLLM's abort, error and repetition).
+FAILED_FINISH_REASONS = {"abort", "error", "repetition"}
+
+
 def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    return read_config("vllm", config, OPTIONS)
+    options = read_config("vllm", config, OPTIONS)
+    if config.get("sampling"):
+        check_sampling(SamplingSettings.from_overrides(config["sampling"]))
+    return options
+
+
+def check_sampling(sampling: SamplingSettings) -> None:
+    """Refuse what vLLM would refuse at run time or change behind the stored settings."""
+    if sampling.temperature > MAX_TEMPERATURE:
+        raise BackendConfigError(
+            f"vLLM refuses a temperature above {MAX_TEMPERATURE:g} (got {sampling.temperature})."
+        )
+    if 0 < sampling.temperature < MIN_SAMPLED_TEMPERATURE:
+        raise BackendConfigError(
+            f"vLLM raises a temperature below {MIN_SAMPLED_TEMPERATURE} to "
+            f"{MIN_SAMPLED_TEMPERATURE} (got {sampling.temperature}): use 0 for greedy "
+            f"decoding or at least {MIN_SAMPLED_TEMPERATURE}."
+        )
 
 
 def engine_args(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,16 +156,32 @@ def engine_for(args: dict[str, Any]) -> Any:
                 f"The model folder {args['model']} does not exist on this worker: fix 'model' "
                 "in the model's config (a checkpoint folder or a hub id)."
             )
+        refuse_daemon_process()
         _release_engine()
         try:
             engine = vllm.LLM(**args)
-        except (OSError, ValueError) as error:
+        # The EngineCore process reports what went wrong (e.g. a KV cache too small for
+        # max_model_len) as RuntimeError("Engine core initialization failed...").
+        except (OSError, ValueError, RuntimeError) as error:
             raise BackendConfigError(
                 f"vLLM could not load {args['model']!r}: {error}. Check 'model' and the engine "
-                "settings (max_model_len, gpu_memory_utilization, tensor_parallel_size)."
+                "settings: lower max_model_len, raise gpu_memory_utilization, or set "
+                "tensor_parallel_size to the GPUs the model needs."
             ) from None
         _engine[key] = engine
         return engine
+
+
+def refuse_daemon_process() -> None:
+    """vLLM starts an EngineCore process (and one per GPU with tensor parallelism), which a
+    daemonic process may not do: a Celery prefork pool child is one."""
+    if multiprocessing.current_process().daemon:
+        raise BackendConfigError(
+            "vLLM cannot start inside a Celery prefork pool child (daemonic processes are not "
+            "allowed to have children). Start the GPU worker with --pool solo, as the "
+            "gpu-worker service in docker-compose.yml does: celery -A evalplatform worker "
+            "-Q gpu --pool solo."
+        )
 
 
 def _release_engine() -> None:
@@ -156,29 +199,71 @@ def _release_engine() -> None:
 
 def load(config: Mapping[str, Any]) -> "VLLMBackend":
     options = check_config(config)
-    return VLLMBackend(options, engine_for(engine_args(config)))
+    engine = engine_for(engine_args(config))  # First: says so when vLLM is not installed.
+    return VLLMBackend(options, engine, load_tokenizer(options))
+
+
+def load_tokenizer(options: Mapping[str, Any]) -> Any:
+    """The model's own Hugging Face tokenizer, which renders and tokenizes every prompt here.
+
+    vLLM's tokenizer wrapper is not used for that: in vLLM 0.33 its apply_chat_template runs
+    on copies made earlier (so a chat_template set on it is ignored), and `LLM.generate` adds
+    special tokens to plain text, a second BOS after the template's own.
+    """
+    from transformers import AutoTokenizer  # vLLM brings transformers; the core does not.
+
+    source = options["tokenizer"] or options["model"]
+    if is_local_path(source):
+        source = os.path.expanduser(source)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=options["trust_remote_code"])
+    except (OSError, ValueError) as error:
+        raise BackendConfigError(f"Could not load the tokenizer {source!r}: {error}") from None
+
+
+def prompt_token_ids(tokenizer: Any, options: Mapping[str, Any], messages: Sequence) -> list[int]:
+    """The prompt as token ids, with exactly the special tokens the format gives it."""
+    if options["prompt_format"] == "chat":
+        ids = tokenizer.apply_chat_template(
+            list(messages),
+            chat_template=options["chat_template"] or None,
+            tokenize=True,
+            add_generation_prompt=True,
+        )
+        if isinstance(ids, Mapping):  # transformers 5 answers a BatchEncoding.
+            ids = ids["input_ids"]
+        return list(ids)
+    text = plain_prompt(messages, options["prompt_format"])
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def context_length(engine: Any, options: Mapping[str, Any]) -> int | None:
+    """The engine's max_model_len: a prompt must be shorter to be generated at all."""
+    try:
+        return int(engine.llm_engine.model_config.max_model_len)
+    except (AttributeError, TypeError, ValueError):
+        return options["max_model_len"]
 
 
 class VLLMBackend(LocalModelBackend):
     name = "vllm"
 
-    def __init__(self, options: dict[str, Any], engine: Any):
+    def __init__(self, options: dict[str, Any], engine: Any, tokenizer: Any):
         self.options = options
         self.engine = engine
-        self.tokenizer = engine.get_tokenizer()
-        if options["chat_template"]:
-            self.tokenizer.chat_template = options["chat_template"]
-        if options["prompt_format"] == "chat" and not getattr(
-            self.tokenizer, "chat_template", None
+        self.tokenizer = tokenizer
+        if options["prompt_format"] == "chat" and not (
+            options["chat_template"] or getattr(tokenizer, "chat_template", None)
         ):
             raise BackendConfigError(
                 f"The tokenizer of {options['model']!r} has no chat template: set 'chat_template' "
                 "in the model's config, or a plain 'prompt_format' such as \"{prompt}\\n\\n\"."
             )
+        self.max_model_len = context_length(engine, options)
         self.stop_token_ids: list[int] = []
         if options["end_of_turn"]:
-            eot_id = self.tokenizer.convert_tokens_to_ids(options["end_of_turn"])
-            if eot_id is None or eot_id == getattr(self.tokenizer, "unk_token_id", None):
+            eot_id = tokenizer.convert_tokens_to_ids(options["end_of_turn"])
+            if eot_id is None or eot_id == getattr(tokenizer, "unk_token_id", None):
                 raise BackendConfigError(
                     f"The end-of-turn token {options['end_of_turn']!r} is not in the tokenizer of "
                     f"{options['model']!r}: fix 'end_of_turn' or leave it empty."
@@ -189,12 +274,23 @@ class VLLMBackend(LocalModelBackend):
         self, requests: Sequence[GenerationRequest], sampling: SamplingSettings
     ) -> Iterator[GenerationResult]:
         vllm = _import_vllm()
-        ready: list[tuple[GenerationRequest, str]] = []
+        check_sampling(sampling)
+        ready: list[tuple[GenerationRequest, list[int]]] = []
         for request in requests:
             try:
-                ready.append((request, self._render(request)))
+                ids = prompt_token_ids(self.tokenizer, self.options, request.messages)
             except Exception as error:
                 yield GenerationResult(request.key, error=f"Could not format the prompt: {error}")
+                continue
+            # vLLM aborts every request of the batch when one prompt is too long: refuse it alone.
+            if self.max_model_len is not None and len(ids) >= self.max_model_len:
+                yield GenerationResult(
+                    request.key,
+                    error=f"The prompt has {len(ids)} tokens; the model's context "
+                    f"(max_model_len) is {self.max_model_len}, so nothing is left to answer.",
+                )
+                continue
+            ready.append((request, ids))
         if not ready:
             return
         params = [
@@ -209,20 +305,28 @@ class VLLMBackend(LocalModelBackend):
         ]
         started = time.perf_counter()
         try:
-            outputs = self.engine.generate([text for _, text in ready], params, use_tqdm=False)
+            outputs = self.engine.generate(
+                [{"prompt_token_ids": ids} for _, ids in ready], params, use_tqdm=False
+            )
         except Exception as error:
             for request, _ in ready:
                 yield GenerationResult(request.key, error=f"vLLM generation failed: {error}")
             return
         seconds = time.perf_counter() - started
-        for (request, _), output in zip(ready, outputs, strict=True):
+        for (request, ids), output in zip(ready, outputs, strict=True):
             completion = output.outputs[0]
+            reason = completion.finish_reason or ""
+            text = completion.text.strip()
+            if reason in FAILED_FINISH_REASONS or not text:
+                why = f"finish reason {reason!r}" if reason in FAILED_FINISH_REASONS else "no text"
+                yield GenerationResult(request.key, error=f"vLLM gave no answer ({why}).")
+                continue
             yield GenerationResult(
                 request.key,
-                text=completion.text.strip(),
-                prompt_tokens=len(output.prompt_token_ids or ()),
+                text=text,
+                prompt_tokens=len(output.prompt_token_ids or ids),
                 completion_tokens=len(completion.token_ids),
-                finish_reason=completion.finish_reason or "",
+                finish_reason=reason,
                 details={
                     "seed": request.seed,
                     "seed_scope": "request",

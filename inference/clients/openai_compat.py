@@ -234,11 +234,15 @@ class OpenAICompatClient:
             raise CallFailed("malformed response: the reply has no choices", retry=True)
         choice = choices[0]
         message = choice.get("message") or {}
+        if not isinstance(message, dict):  # e.g. a completions-shaped or garbled body
+            raise CallFailed(
+                "malformed response: the choice's message is not an object", retry=True
+            )
         text = message.get("content") if chat else choice.get("text")
         refusal = message.get("refusal") or ""
         if not isinstance(text, str) and not refusal:
             raise CallFailed("malformed response: the choice has no text", retry=True)
-        usage = reply.get("usage") or {}
+        usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
         return ChatReply(
             text=self.redact(text or ""),
             refusal=self.redact(refusal),

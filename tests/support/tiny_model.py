@@ -28,11 +28,12 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_model(
-    folder: Path, *, seed: int = 0, layers: int = 2, end_of_turn: bool = True
+    folder: Path, *, seed: int = 0, layers: int = 2, end_of_turn: bool = True, add_bos: bool = False
 ) -> Path:
-    """Without `end_of_turn`, the tokenizer lacks <EOT>, as a base model's does."""
+    """Without `end_of_turn`, the tokenizer lacks <EOT>, as a base model's does. With `add_bos`
+    it puts <s> before every text it encodes with special tokens, as LLaMA's tokenizer does."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
@@ -40,6 +41,10 @@ def build_tiny_model(
     tokenizer.decoder = decoders.WordPiece()
     special = ["<unk>", "<pad>", "<s>", "</s>", *(["<EOT>"] if end_of_turn else [])]
     tokenizer.train_from_iterator(SENTENCES, trainers.WordLevelTrainer(special_tokens=special))
+    if add_bos:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", tokenizer.token_to_id("<s>"))]
+        )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token="<unk>",

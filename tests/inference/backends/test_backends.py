@@ -241,30 +241,29 @@ def test_it_says_how_to_get_vllm_when_the_worker_lacks_it(monkeypatch):
 
 
 class FakeLLM:
-    """Stands in for vllm.LLM: records its construction and every generate call."""
+    """Stands in for vllm.LLM, which needs a GPU: records its construction and what every
+    generate call was given. The tokenizer is the model's own (a real Hugging Face one)."""
 
     created: list[dict] = []
+    max_model_len = 64
 
     def __init__(self, **kwargs):
         FakeLLM.created.append(kwargs)
         self.calls = []
-
-    def get_tokenizer(self):
-        return types.SimpleNamespace(
-            chat_template="fake",
-            apply_chat_template=lambda messages, **_: f"<user> {messages[-1]['content']} <bot>",
-            convert_tokens_to_ids=lambda token: 99,
-            unk_token_id=0,
+        self.llm_engine = types.SimpleNamespace(
+            model_config=types.SimpleNamespace(max_model_len=FakeLLM.max_model_len)
         )
 
     def generate(self, prompts, params, use_tqdm=True):
         self.calls.append((prompts, params))
         return [
             types.SimpleNamespace(
-                prompt_token_ids=[1, 2, 3],
+                prompt_token_ids=p["prompt_token_ids"],
                 outputs=[
                     types.SimpleNamespace(
-                        text=f" reply to {p} ", token_ids=[5, 6], finish_reason="stop"
+                        text=f" reply to {len(p['prompt_token_ids'])} tokens ",
+                        token_ids=[5, 6],
+                        finish_reason="stop",
                     )
                 ],
             )
@@ -283,23 +282,162 @@ def fake_vllm(monkeypatch):
     return module
 
 
-def test_it_sends_all_prompts_in_one_generate_call_and_keeps_the_engine(fake_vllm):
-    config = {"model": "org/model", "end_of_turn": "<EOT>"}
+@pytest.fixture(scope="module")
+def llama_like(tmp_path_factory):
+    """A tiny model whose tokenizer adds BOS to plain text and whose template starts with it."""
+    pytest.importorskip("transformers", reason="the train extra (transformers) is not installed")
+    return build_tiny_model(tmp_path_factory.mktemp("llama-like"), add_bos=True)
+
+
+def test_it_sends_all_prompts_in_one_generate_call_and_keeps_the_engine(fake_vllm, llama_like):
+    config = {"model": str(llama_like), "end_of_turn": "<EOT>"}
     backend = backend_load("vllm", config)
-    texts = [f"question {i}" for i in range(300)]
+    texts = [f"question number {i % 9}" for i in range(300)]
     results = list(backend.generate(requests_for(texts), SamplingSettings()))
 
     [(prompts, params)] = backend.engine.calls
-    assert len(prompts) == 300 and prompts[0] == "<user> question 0 <bot>"
-    assert params[0]["seed"] == prompt_seed(7, 0) and params[0]["stop_token_ids"] == [99]
+    assert len(prompts) == 300 and set(prompts[0]) == {"prompt_token_ids"}
+    eot = backend.tokenizer.convert_tokens_to_ids("<EOT>")
+    assert params[0]["seed"] == prompt_seed(7, 0) and params[0]["stop_token_ids"] == [eot]
     assert params[1]["seed"] != params[0]["seed"]
     assert [r.key for r in results] == list(range(300))
-    assert results[0].text == "reply to <user> question 0 <bot>"
-    assert results[0].completion_tokens == 2
+    assert results[0].text.startswith("reply to") and results[0].completion_tokens == 2
 
     assert backend_load("vllm", config).engine is backend.engine
-    backend_load("vllm", {"model": "org/other-model"})
-    assert [c["model"] for c in FakeLLM.created] == ["org/model", "org/other-model"]
+    other = {"model": str(llama_like), "end_of_turn": "<EOT>", "max_model_len": 128}
+    backend_load("vllm", other)
+    assert [c.get("max_model_len") for c in FakeLLM.created] == [None, 128]
+
+
+def test_a_chat_prompt_starts_with_one_bos_as_the_model_was_trained(fake_vllm, llama_like):
+    tokenizer = vllm_backend.load_tokenizer(
+        {"tokenizer": "", "model": str(llama_like), "trust_remote_code": False}
+    )
+    bos = tokenizer.bos_token_id
+    assert tokenizer("question")["input_ids"][0] == bos  # It adds BOS to text, like LLaMA's.
+    backend = backend_load("vllm", {"model": str(llama_like), "end_of_turn": "<EOT>"})
+    list(backend.generate(requests_for(["what is the capital of france"]), SamplingSettings()))
+    [(prompts, _)] = backend.engine.calls
+    ids = prompts[0]["prompt_token_ids"]
+    assert ids[0] == bos and ids[1] != bos  # The template's BOS, and no second one.
+    expected = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "what is the capital of france"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert ids == tokenizer(expected, add_special_tokens=False)["input_ids"]
+    plain = backend_load(
+        "vllm", {"model": str(llama_like), "prompt_format": "{prompt}\n\n", "end_of_turn": "<EOT>"}
+    )
+    list(plain.generate(requests_for(["the sea"]), SamplingSettings()))
+    plain_prompts, _ = plain.engine.calls[-1]
+    plain_ids = plain_prompts[0]["prompt_token_ids"]
+    assert plain_ids[0] == bos and plain_ids.count(bos) == 1  # Plain text gets its one BOS.
+
+
+def test_a_chat_template_in_the_config_is_the_one_used(fake_vllm, llama_like):
+    template = "{{ bos_token }}{% for m in messages %}{{ m['content'] }} ? {% endfor %}answer : "
+    backend = backend_load(
+        "vllm", {"model": str(llama_like), "chat_template": template, "end_of_turn": "<EOT>"}
+    )
+    list(backend.generate(requests_for(["the sea"]), SamplingSettings()))
+    [(prompts, _)] = backend.engine.calls
+    ids = prompts[0]["prompt_token_ids"]
+    tokenizer = backend.tokenizer
+    assert ids == tokenizer("<s>the sea ? answer : ", add_special_tokens=False)["input_ids"]
+    own = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "the sea"}], tokenize=False, add_generation_prompt=True
+    )
+    assert ids != tokenizer(own, add_special_tokens=False)["input_ids"]
+
+
+def test_a_prompt_longer_than_the_context_fails_alone(fake_vllm, llama_like, monkeypatch):
+    monkeypatch.setattr(FakeLLM, "max_model_len", 12)
+    backend = backend_load("vllm", {"model": str(llama_like), "end_of_turn": "<EOT>"})
+    long_question = " ".join(["the quick brown fox jumps over the lazy dog"] * 3)
+    results = list(backend.generate(requests_for(["the sea", long_question]), SamplingSettings()))
+    by_key = {r.key: r for r in results}
+    assert by_key[0].ok
+    assert not by_key[1].ok and "the model's context (max_model_len) is 12" in by_key[1].error
+    [(prompts, _)] = backend.engine.calls
+    assert len(prompts) == 1  # The long prompt never reached the engine.
+
+
+def test_aborted_errored_repeating_and_empty_outputs_are_failures(
+    fake_vllm, llama_like, monkeypatch
+):
+    reasons = iter(["abort", "error", "repetition", "stop", "length"])
+    texts = iter(["half", "", "again again", "   ", "a fine answer"])
+
+    def generate(self, prompts, params, use_tqdm=True):
+        return [
+            types.SimpleNamespace(
+                prompt_token_ids=p["prompt_token_ids"],
+                outputs=[
+                    types.SimpleNamespace(
+                        text=next(texts), token_ids=[1], finish_reason=next(reasons)
+                    )
+                ],
+            )
+            for p in prompts
+        ]
+
+    monkeypatch.setattr(FakeLLM, "generate", generate)
+    backend = backend_load("vllm", {"model": str(llama_like), "end_of_turn": "<EOT>"})
+    results = list(backend.generate(requests_for(["the sea"] * 5), SamplingSettings()))
+    assert [r.ok for r in results] == [False, False, False, False, True]
+    assert "finish reason 'abort'" in results[0].error and "no text" in results[3].error
+    assert results[4].finish_reason == "length"
+
+
+def test_sampling_vllm_would_refuse_or_change_is_refused_up_front():
+    from inference.backends.base import BackendConfigError, settings_key
+
+    for temperature, message in ((2.5, "above 2"), (0.005, "use 0 for greedy")):
+        sampling = SamplingSettings.from_overrides({"temperature": temperature})
+        with pytest.raises(BackendConfigError, match=message):
+            settings_key("vllm", {"model": "org/model"}, sampling)
+        with pytest.raises(BackendConfigError, match=message):
+            vllm_backend.check_config(
+                {"model": "org/model", "sampling": {"temperature": temperature}}
+            )
+    settings_key(
+        "vllm", {"model": "org/model"}, SamplingSettings.from_overrides({"temperature": 0})
+    )
+
+
+def test_an_engine_start_failure_keeps_its_hint(fake_vllm, llama_like, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("Engine core initialization failed. See root cause above.")
+
+    monkeypatch.setattr(fake_vllm, "LLM", broken)
+    with pytest.raises(BackendConfigError) as error:
+        backend_load("vllm", {"model": str(llama_like)})
+    assert "Engine core initialization failed" in str(error.value)
+    assert "lower max_model_len, raise gpu_memory_utilization" in str(error.value)
+
+
+def _load_in_a_daemon_process(model: str, answers) -> None:
+    import django
+
+    django.setup()
+    try:
+        vllm_backend.refuse_daemon_process()
+    except BackendConfigError as error:
+        answers.put(str(error))
+    else:
+        answers.put("started")
+
+
+def test_a_prefork_pool_child_is_refused_with_the_pool_to_use():
+    billiard = pytest.importorskip("billiard")
+    answers = billiard.Queue()
+    child = billiard.Process(target=_load_in_a_daemon_process, args=("m", answers), daemon=True)
+    child.start()
+    child.join(30)
+    message = answers.get(timeout=5)
+    assert "cannot start inside a Celery prefork pool child" in message and "--pool solo" in message
+    vllm_backend.refuse_daemon_process()  # This process is not daemonic: nothing to refuse.
 
 
 @pytest.mark.gpu

@@ -373,3 +373,22 @@ def test_the_judge_skips_attention_checks_and_judges_gold_items(server):
     assert judged == {"", "gold"}
     assert run_progress(run).needed == 8  # Four comparisons in both orders; no attention check.
     assert "attention check" not in " ".join(request.prompt for request in server.requests)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "x", "choices": [{"index": 0, "text": "Verdict: A", "finish_reason": "stop"}]}',
+        b'{"id": "x", "choices": [{"index": 0, "message": "Verdict: A"}]}',
+        b'{"id": "x", "choices": []}',
+        b'{"id": "x", "object": "chat.completion"}',
+    ],
+)
+def test_a_reply_without_a_chat_message_is_a_recorded_failure(server, body):
+    round_ = make_round(prompts=1)
+    server.responder = lambda request: Reply(raw_body=body)
+    run = run_judge(round_, make_judge(round_, server, max_attempts=1))
+    calls = list(calls_of(run))
+    assert calls and all(c.status == JudgeCall.Status.FAILED for c in calls)
+    assert all("malformed response" in c.error for c in calls)
+    assert not judge_annotations(run.judge).exists()
