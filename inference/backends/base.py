@@ -311,7 +311,7 @@ def settings_key(backend: str, config: Mapping[str, Any], sampling: SamplingSett
     # What the engine itself would refuse or silently change is refused here, at launch.
     sampling_check = getattr(module, "check_sampling", None)
     if sampling_check is not None:
-        sampling_check(sampling)
+        sampling_check(sampling, checked)
     sampled = sampling.as_dict()
     for name in ("temperature", "top_p", "repetition_penalty"):
         sampled[name] = float(sampled[name])

@@ -73,9 +73,21 @@ OPTIONS = {
     "tpm_limit": Option(
         (int,), 0, lambda v: v >= 0, "tokens per minute, 0 for none", affects_output=False
     ),
-    # The OpenAI API refuses repetition_penalty; vLLM and most local servers accept it.
+    # The OpenAI API refuses repetition_penalty; vLLM and most local servers accept it. With
+    # it, every sampling field is sent (a vLLM server fills the others from the model's
+    # generation_config.json) and special tokens are kept, so that an end-of-turn stop matches.
     "send_repetition_penalty": Option((bool,), False, hint="true for vLLM and similar servers"),
 }
+MAX_STOPS = 4  # The OpenAI API's limit, which vLLM's server applies too.
+
+
+def check_sampling(sampling: SamplingSettings, options: Mapping[str, Any]) -> None:
+    room = MAX_STOPS - (1 if options.get("end_of_turn") else 0)
+    if len(sampling.stop) > room:
+        raise BackendConfigError(
+            f"{len(sampling.stop)} stop sequences: the endpoint takes at most {MAX_STOPS}, "
+            f"the end-of-turn token included, so give at most {room} in 'stop'."
+        )
 
 
 def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,12 +145,19 @@ class OpenAIGenerationBackend:
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
         }
-        stop = [*sampling.stop, *eot]
+        # The end of turn first: it is what ends a LIMA answer (at most four, checked at launch).
+        stop = [*eot, *sampling.stop]
         if stop:
-            # The OpenAI API takes at most four stop sequences; the rest are cut here.
-            body["stop"] = stop[:4]
+            body["stop"] = stop[:MAX_STOPS]
         if self.options["send_repetition_penalty"]:
-            body["repetition_penalty"] = sampling.repetition_penalty
+            body.update(
+                repetition_penalty=sampling.repetition_penalty,
+                # Sent as the offline engine uses them, not left to generation_config.json.
+                top_k=-1,
+                min_p=0.0,
+                # Stop strings match on the detokenized text: keep an EOT special token in it.
+                skip_special_tokens=not eot,
+            )
         return body
 
     def _body(self, request: GenerationRequest, sampling: SamplingSettings) -> dict[str, Any]:

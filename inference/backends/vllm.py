@@ -65,11 +65,11 @@ FAILED_FINISH_REASONS = {"abort", "error", "repetition"}
 def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     options = read_config("vllm", config, OPTIONS)
     if config.get("sampling"):
-        check_sampling(SamplingSettings.from_overrides(config["sampling"]))
+        check_sampling(SamplingSettings.from_overrides(config["sampling"]), options)
     return options
 
 
-def check_sampling(sampling: SamplingSettings) -> None:
+def check_sampling(sampling: SamplingSettings, options: Mapping[str, Any] | None = None) -> None:
     """Refuse what vLLM would refuse at run time or change behind the stored settings."""
     if sampling.temperature > MAX_TEMPERATURE:
         raise BackendConfigError(
@@ -274,7 +274,7 @@ class VLLMBackend(LocalModelBackend):
         self, requests: Sequence[GenerationRequest], sampling: SamplingSettings
     ) -> Iterator[GenerationResult]:
         vllm = _import_vllm()
-        check_sampling(sampling)
+        check_sampling(sampling, self.options)
         ready: list[tuple[GenerationRequest, list[int]]] = []
         for request in requests:
             try:

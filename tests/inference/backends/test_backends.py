@@ -453,3 +453,33 @@ def test_it_generates_with_vllm_on_a_gpu(tiny_model):
     results = list(backend.generate(requests_for(["what is the capital of france"] * 8), sampling))
     assert len(results) == 8 and all(r.ok for r in results)
     assert all(r.completion_tokens <= 8 for r in results)
+
+
+def test_a_vllm_server_gets_every_sampling_field_the_end_of_turn_first_and_special_tokens(
+    monkeypatch,
+):
+    from tests.support.openai_completions_server import OpenAICompletionsServer
+
+    monkeypatch.setenv("TEST_API_KEY", "sk-test")
+    with OpenAICompletionsServer() as server:
+        config = {
+            "model": "lima-7b",
+            "base_url": server.url,
+            "api_key_env": "TEST_API_KEY",
+            "end_of_turn": "<EOT>",
+            "send_repetition_penalty": True,
+            "max_attempts": 1,
+        }
+        sampling = SamplingSettings.from_overrides({"stop": ["###", "Q:", "User:"]})
+        backend = backend_load("openai", config)
+        [result] = list(backend.generate(requests_for(["the sea"]), sampling))
+        assert result.ok
+        (entry,) = server.log
+    body = entry.body
+    assert body["stop"] == ["<EOT>", "###", "Q:", "User:"]
+    assert body["skip_special_tokens"] is False
+    assert (body["repetition_penalty"], body["top_k"], body["min_p"]) == (1.2, -1, 0.0)
+    with pytest.raises(BackendConfigError, match="give at most 3 in 'stop'"):
+        settings_key(
+            "openai", config, SamplingSettings.from_overrides({"stop": ["a", "b", "c", "d"]})
+        )
