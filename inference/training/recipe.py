@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from inference.backends.base import BackendConfigError, backend_check
+
 LARGE_MODEL_PARAMETERS = 30_000_000_000
 
 
@@ -47,6 +49,9 @@ class Recipe:
     select_from_epoch: int = 5
     select_to_epoch: int = 10
     selection_backend: str = "auto"
+    # How the selection backend serves each checkpoint: vLLM's tensor_parallel_size, dtype,
+    # max_model_len, gpu_memory_utilization; transformers' dtype, device, batch_size.
+    selection_serving: dict[str, Any] = field(default_factory=dict)
     # Overrides of the paper's sampling for the dev-set answers (temperature, max_tokens...).
     selection_sampling: dict[str, Any] = field(default_factory=dict)
     # "inline": in the worker's process; "accelerate": `accelerate launch` with the config
@@ -120,6 +125,10 @@ class Recipe:
                 problems.append(f"{name} must be true or false")
         if not isinstance(self.selection_sampling, Mapping):
             problems.append("selection_sampling must be a JSON object")
+        if not isinstance(self.selection_serving, Mapping):
+            problems.append("selection_serving must be a JSON object")
+        else:
+            problems.extend(serving_problems(self.selection_backend, self.selection_serving))
         if not problems and self.select_from_epoch > self.select_to_epoch:
             problems.append("select_from_epoch must not be after select_to_epoch")
         if not problems and self.select_from_epoch > self.epochs:
@@ -169,3 +178,37 @@ def _check_number(recipe: Recipe, name: str, minimum: float, *, strict: bool = F
     if not _is_number(value) or value < minimum or (strict and value == minimum):
         return [f"{name} must be a number {'>' if strict else '≥'} {minimum:g}"]
     return []
+
+
+# What selection_serving may set: how a checkpoint is served, never which one.
+SERVING_KEYS = {
+    "vllm": {
+        "tensor_parallel_size",
+        "dtype",
+        "max_model_len",
+        "gpu_memory_utilization",
+        "enforce_eager",
+        "quantization",
+    },
+    "transformers": {"dtype", "device", "batch_size"},
+}
+
+
+def serving_problems(backend: str, serving: Mapping[str, Any]) -> list[str]:
+    """Unknown or bad selection_serving keys, checked as the backend itself checks them."""
+    backends = ["vllm", "transformers"] if backend == "auto" else [backend]
+    known = set().union(*(SERVING_KEYS.get(b, set()) for b in backends))
+    unknown = sorted(set(serving) - known)
+    if unknown:
+        return [
+            f"selection_serving: unknown key {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known))})"
+        ]
+    problems = []
+    for name in backends:
+        options = {k: v for k, v in serving.items() if k in SERVING_KEYS[name]}
+        try:
+            backend_check(name, {"model": "checkpoint", **options})
+        except BackendConfigError as error:
+            problems.append(f"selection_serving for {name}: {error}")
+    return problems

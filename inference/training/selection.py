@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from inference.backends.base import (
@@ -25,6 +26,7 @@ from inference.backends.base import (
 from inference.clients.openai_compat import OpenAICompatClient, RetryPolicy, StopSignal
 from inference.judge.calls import CallJob, RequestSettings, StructuredSwitch, ask
 from inference.judge.prompts import Template
+from inference.training.recipe import SERVING_KEYS
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,63 @@ def selection_backend(wanted: str) -> str:
     return "vllm" if torch.cuda.is_available() else "transformers"
 
 
+GIB = 1024**3
+DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
+
+
+def checkpoint_bytes(checkpoint: Path) -> int:
+    """The size of the checkpoint's weights as saved (the trainer saves them in fp32)."""
+    return sum(p.stat().st_size for p in checkpoint.glob("*.safetensors")) or sum(
+        p.stat().st_size for p in checkpoint.glob("*.bin")
+    )
+
+
+def serving_fit_problem(
+    *,
+    weights_fp32_bytes: int,
+    backend: str,
+    serving: dict[str, Any],
+    gpu_bytes: list[int],
+    ram_bytes: int,
+) -> str:
+    """Why the checkpoint cannot be served as asked on this machine ("" when it fits).
+
+    The checkpoint is in fp32; vLLM's dtype "auto" takes the checkpoint's, so it loads fp32
+    too unless dtype says otherwise. Only the weights are counted: vLLM also needs room for
+    its KV cache, so this refuses only what certainly cannot start.
+    """
+    dtype = serving.get("dtype", "auto")
+    weights = weights_fp32_bytes * DTYPE_BYTES.get(dtype, 4) // 4
+    if backend == "vllm":
+        parallel = int(serving.get("tensor_parallel_size", 1))
+        if parallel > len(gpu_bytes):
+            return (
+                f"selection_serving asks tensor_parallel_size={parallel}, but this worker sees "
+                f"{len(gpu_bytes)} GPU{'s' if len(gpu_bytes) != 1 else ''}."
+            )
+        share = float(serving.get("gpu_memory_utilization", 0.9))
+        per_gpu, room = weights / parallel, share * min(gpu_bytes)
+        if per_gpu > room:
+            needed = max(1, -(-int(weights) // int(room)))
+            return (
+                f"The checkpoint's weights need {per_gpu / GIB:.0f} GiB per GPU in {dtype} with "
+                f"tensor_parallel_size={parallel}; each GPU offers {room / GIB:.0f} GiB at "
+                f"gpu_memory_utilization={share}. Set selection_serving's tensor_parallel_size "
+                f"to at least {needed}, or dtype to bfloat16."
+            )
+        return ""
+    device_room = (
+        min(gpu_bytes) if gpu_bytes and serving.get("device", "auto") != "cpu" else ram_bytes
+    )
+    if weights > device_room:
+        return (
+            f"transformers would load the checkpoint's {weights / GIB:.0f} GiB of weights "
+            f"({dtype}) onto one device with {device_room / GIB:.0f} GiB: select with vLLM "
+            "(selection_backend 'vllm' on a GPU worker, with tensor_parallel_size) instead."
+        )
+    return ""
+
+
 def answer_dev_set(
     *,
     checkpoint: str,
@@ -85,9 +144,12 @@ def answer_dev_set(
     end_of_turn: str,
     sampling: dict[str, Any],
     seed: int,
+    serving: dict[str, Any] | None = None,
 ) -> dict[str, Sample]:
-    """Each dev prompt answered by the checkpoint, prompted in its training format."""
-    model = backend_load(backend, {"model": checkpoint, "end_of_turn": end_of_turn})
+    """Each dev prompt answered by the checkpoint, prompted in its training format and served
+    with the recipe's selection_serving settings."""
+    options = {k: v for k, v in (serving or {}).items() if k in SERVING_KEYS[backend]}
+    model = backend_load(backend, {"model": checkpoint, "end_of_turn": end_of_turn, **options})
     settings = SamplingSettings.from_overrides(sampling, {"seed": seed})
     requests = [
         GenerationRequest(

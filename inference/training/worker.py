@@ -6,6 +6,7 @@ GPUs), then checkpoint selection and the registration of the chosen checkpoint a
 import gc
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -305,6 +306,17 @@ def _dev_prompts(dev_set: PromptSet) -> list[selection.DevPrompt]:
     ]
 
 
+def _machine_memory() -> tuple[list[int], int]:
+    """Each visible GPU's memory and the machine's RAM, in bytes."""
+    import torch
+
+    gpus = [
+        torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())
+    ]
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return gpus, ram
+
+
 def _select_and_register(run: TrainingRun, plan: TrainingPlan, lease: Lease) -> None:
     recipe = plan.resolved
     output_dir = Path(run.output_dir)
@@ -317,6 +329,16 @@ def _select_and_register(run: TrainingRun, plan: TrainingPlan, lease: Lease) -> 
         )
     prompts = _dev_prompts(run.dev_set)
     backend = selection.selection_backend(recipe.selection_backend)
+    gpus, ram = _machine_memory()
+    problem = selection.serving_fit_problem(
+        weights_fp32_bytes=selection.checkpoint_bytes(candidates[0].path),
+        backend=backend,
+        serving=recipe.selection_serving,
+        gpu_bytes=gpus,
+        ram_bytes=ram,
+    )
+    if problem:
+        raise TrainingInvalid(problem)
     judge = _helpfulness_judge(run.judge)
     # Checkpoints fully scored before a restart are not asked again; the others are.
     done = set(run.scores.filter(failed=0).values_list("step", flat=True))
@@ -333,6 +355,7 @@ def _select_and_register(run: TrainingRun, plan: TrainingPlan, lease: Lease) -> 
                 end_of_turn=recipe.end_of_turn,
                 sampling=recipe.selection_sampling,
                 seed=recipe.seed,
+                serving=recipe.selection_serving,
             )
             verdict = selection.rate_checkpoint(
                 selection.CheckpointVerdict(
