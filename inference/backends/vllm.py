@@ -150,13 +150,13 @@ def engine_for(args: dict[str, Any]) -> Any:
     with _engine_lock:
         if key in _engine:
             return _engine[key]
+        refuse_daemon_process()
         vllm = _import_vllm()
         if is_local_path(args["model"]) and not os.path.isdir(args["model"]):
             raise BackendConfigError(
                 f"The model folder {args['model']} does not exist on this worker: fix 'model' "
                 "in the model's config (a checkpoint folder or a hub id)."
             )
-        refuse_daemon_process()
         _release_engine()
         try:
             engine = vllm.LLM(**args)
