@@ -18,19 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
 
-import django
-
-django.setup()
-
-from inference.backends import vllm as vllm_backend
-from inference.backends.base import (
-    GenerationRequest,
-    SamplingSettings,
-    backend_load,
-    messages_for,
-    prompt_seed,
-)
-
 QUESTIONS = [
     "What is the capital of France, and why did it become the capital?",
     "Write a haiku about the sea.",
@@ -45,7 +32,18 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=128)
     options = parser.parse_args()
+    import django
     import vllm
+
+    django.setup()
+    from inference.backends import vllm as vllm_backend
+    from inference.backends.base import (
+        GenerationRequest,
+        SamplingSettings,
+        backend_load,
+        messages_for,
+        prompt_seed,
+    )
 
     config = {"model": options.model, "gpu_memory_utilization": 0.6, "enforce_eager": True}
     sampling = SamplingSettings.from_overrides({"max_tokens": options.max_tokens})
