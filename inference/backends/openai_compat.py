@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from inference.backends.base import (
     BackendConfigError,
@@ -77,6 +78,15 @@ OPTIONS = {
     # it, every sampling field is sent (a vLLM server fills the others from the model's
     # generation_config.json) and special tokens are kept, so that an end-of-turn stop matches.
     "send_repetition_penalty": Option((bool,), False, hint="true for vLLM and similar servers"),
+    # The OpenAI client deprecates max_tokens for chat; other servers may know only max_tokens.
+    "max_tokens_field": Option(
+        (str,),
+        "auto",
+        lambda v: v in {"auto", "max_tokens", "max_completion_tokens"},
+        "'auto' (max_completion_tokens for OpenAI's chat API, else max_tokens), "
+        "'max_tokens' or 'max_completion_tokens'",
+        affects_output=False,
+    ),
 }
 MAX_STOPS = 4  # The OpenAI API's limit, which vLLM's server applies too.
 
@@ -136,6 +146,8 @@ class OpenAIGenerationBackend:
                     sampling.repetition_penalty if self.options["send_repetition_penalty"] else None
                 ),
             },
+            # Every sampling field exactly as the request body carries it.
+            "sent": sent,
         }
 
     def _sampling_body(self, sampling: SamplingSettings) -> dict[str, Any]:
@@ -143,7 +155,7 @@ class OpenAIGenerationBackend:
         body: dict[str, Any] = {
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
+            self._max_tokens_field(): sampling.max_tokens,
         }
         # The end of turn first: it is what ends a LIMA answer (at most four, checked at launch).
         stop = [*eot, *sampling.stop]
@@ -159,6 +171,15 @@ class OpenAIGenerationBackend:
                 skip_special_tokens=not eot,
             )
         return body
+
+    def _max_tokens_field(self) -> str:
+        chosen = self.options["max_tokens_field"]
+        if chosen != "auto":
+            return chosen
+        openai_chat = self.options["endpoint"] == "chat" and urlsplit(
+            self.options["base_url"]
+        ).hostname in ("api.openai.com",)
+        return "max_completion_tokens" if openai_chat else "max_tokens"
 
     def _body(self, request: GenerationRequest, sampling: SamplingSettings) -> dict[str, Any]:
         body = {"model": self.options["model"], **self._sampling_body(sampling)}

@@ -479,7 +479,30 @@ def test_a_vllm_server_gets_every_sampling_field_the_end_of_turn_first_and_speci
     assert body["stop"] == ["<EOT>", "###", "Q:", "User:"]
     assert body["skip_special_tokens"] is False
     assert (body["repetition_penalty"], body["top_k"], body["min_p"]) == (1.2, -1, 0.0)
+    assert body["max_tokens"] == 2048
+    sent = backend.describe(sampling)["sent"]  # What Response.generation stores.
+    assert {k: body[k] for k in sent} == sent
     with pytest.raises(BackendConfigError, match="give at most 3 in 'stop'"):
         settings_key(
             "openai", config, SamplingSettings.from_overrides({"stop": ["a", "b", "c", "d"]})
         )
+
+
+def test_openais_chat_api_gets_max_completion_tokens_and_other_servers_max_tokens(monkeypatch):
+    monkeypatch.setenv("TEST_API_KEY", "sk-test")
+    sampling = SamplingSettings.from_overrides({"max_tokens": 300})
+    base = {"model": "gpt-4o", "api_key_env": "TEST_API_KEY"}
+    openai = backend_load("openai", base)
+    local = backend_load("openai", {**base, "base_url": "http://gpu-host:8000/v1"})
+    forced = backend_load(
+        "openai",
+        {
+            **base,
+            "base_url": "http://gpu-host:8000/v1",
+            "max_tokens_field": "max_completion_tokens",
+        },
+    )
+    assert openai.describe(sampling)["sent"]["max_completion_tokens"] == 300
+    assert "max_tokens" not in openai.describe(sampling)["sent"]
+    assert local.describe(sampling)["sent"]["max_tokens"] == 300
+    assert forced.describe(sampling)["sent"]["max_completion_tokens"] == 300
