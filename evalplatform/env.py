@@ -52,3 +52,21 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}.")
     return value
+
+
+def env_key_routes(name: str, default: str) -> dict[str, tuple[str, ...]]:
+    """Which API-key variables may be sent where: "VAR=URL_PREFIX,URL_PREFIX;VAR2=*".
+
+    A variable may be a pattern (EVAL_KEY_*); "*" as a prefix allows any URL.
+    """
+    raw = os.environ.get(name, default)
+    routes: dict[str, tuple[str, ...]] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(";"))):
+        variable, sep, prefixes = entry.partition("=")
+        allowed = tuple(p.strip() for p in prefixes.split(",") if p.strip())
+        if not sep or not variable.strip() or not allowed:
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not VARIABLE=URL_PREFIX[,URL_PREFIX...] (or =*)."
+            )
+        routes[variable.strip()] = allowed
+    return routes

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from evalplatform.env import env_bool, env_choice, env_int, env_list, env_str
+from evalplatform.env import env_bool, env_choice, env_int, env_key_routes, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("EVALPLATFORM_VAR_DIR", str(BASE_DIR / "var")))
@@ -181,6 +181,10 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # Crowd assignment defaults (a round can override each).
 CROWD_LEASE_SECONDS = env_int("CROWD_LEASE_SECONDS", 30 * 60, minimum=10)
+# The only environment variables a model or judge config may name as its API key, and the base
+# URLs each may be sent to: a researcher can then neither read another secret of the worker
+# (DATABASE_URL...) nor send the operator's key to a server of their own.
+API_KEYS = env_key_routes("API_KEYS", "OPENAI_API_KEY=https://api.openai.com/")
 # A model needs this many verdicts to be ranked on a leaderboard (it is listed either way).
 LEADERBOARD_MIN_VERDICTS = env_int("LEADERBOARD_MIN_VERDICTS", 30, minimum=0)
 

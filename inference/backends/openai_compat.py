@@ -31,6 +31,7 @@ from inference.clients.openai_compat import (
     RetryPolicy,
     StopSignal,
     client_for,
+    key_route_problem,
     send_with_retries,
 )
 
@@ -45,8 +46,9 @@ OPTIONS = {
     "api_key_env": Option(
         (str,),
         "OPENAI_API_KEY",
-        lambda v: v.isidentifier(),
-        "the name of the environment variable holding the key, e.g. OPENAI_API_KEY",
+        lambda v: v == "" or v.isidentifier(),
+        "the name of the environment variable holding the key, e.g. OPENAI_API_KEY, or empty "
+        "for a server that takes no key",
         affects_output=False,
     ),
     "endpoint": Option(
@@ -101,7 +103,11 @@ def check_sampling(sampling: SamplingSettings, options: Mapping[str, Any]) -> No
 
 
 def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    return read_config("openai", config, OPTIONS)
+    options = read_config("openai", config, OPTIONS)
+    refused = key_route_problem(options["api_key_env"], options["base_url"])
+    if refused:
+        raise BackendConfigError(refused)
+    return options
 
 
 def load(config: Mapping[str, Any]) -> "OpenAIGenerationBackend":

@@ -9,6 +9,7 @@ semaphore, so calls sleeping between attempts do not hold a slot.
 """
 
 import email.utils
+import fnmatch
 import os
 import queue
 import random
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx2
 import openai
+from django.conf import settings
 
 from inference.clients.ratelimit import RateLimiter, budget_name, rate_limiter
 
@@ -94,7 +96,49 @@ def backoff_delay(
     return rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
-def api_key_from_env(variable: str) -> str:
+class KeyNotAllowed(MissingApiKey):
+    """The config names a key variable, or a URL for it, that the operator did not allow."""
+
+
+# The placeholder sent to servers that take no key (the client library needs one).
+NO_KEY = "EMPTY"
+
+
+def key_route_problem(variable: str, base_url: str) -> str:
+    """Why this key variable may not be sent to this URL under the API_KEYS setting ("": it
+    may). No variable (an empty name) sends no key and is always allowed."""
+    if not variable:
+        return ""
+    routes = settings.API_KEYS
+    allowed = next(
+        (
+            prefixes
+            for pattern, prefixes in routes.items()
+            if fnmatch.fnmatchcase(variable, pattern)
+        ),
+        None,
+    )
+    if allowed is None:
+        return (
+            f"The key variable {variable} is not one the operator allows "
+            f"({', '.join(routes) or 'none'}; the API_KEYS setting). Ask the operator to add it, "
+            "or leave api_key_env empty for a server that needs no key."
+        )
+    if "*" not in allowed and not any(base_url.startswith(prefix) for prefix in allowed):
+        return (
+            f"The key in {variable} may only be sent to {', '.join(allowed)} (the API_KEYS "
+            f"setting), not to {base_url}."
+        )
+    return ""
+
+
+def api_key_for(variable: str, base_url: str) -> str:
+    """The key to send to `base_url`: raises KeyNotAllowed or MissingApiKey."""
+    problem = key_route_problem(variable, base_url)
+    if problem:
+        raise KeyNotAllowed(problem)
+    if not variable:
+        return NO_KEY
     key = os.environ.get(variable, "").strip()
     if not key:
         raise MissingApiKey(
@@ -272,7 +316,7 @@ def client_for(
     every worker using the same endpoint, key variable and model shares; raises MissingApiKey."""
     return OpenAICompatClient(
         base_url=base_url,
-        api_key=api_key_from_env(api_key_env),
+        api_key=api_key_for(api_key_env, base_url),
         timeout=timeout,
         max_concurrency=max_concurrency,
         limiter=rate_limiter(

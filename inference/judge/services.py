@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotation.models import Annotator, Project, Round
+from inference.clients.openai_compat import key_route_problem
 from inference.judge.models import Judge, JudgeCall, JudgeRun
 from inference.judge.prompts import DEFAULT_TEMPLATE, JudgeInvalid, template_for
 from inference.judge.tasks import judge_round
@@ -33,6 +34,9 @@ def judge_create(*, project: Project, name: str, **settings: object) -> Judge:
     except ValidationError as invalid:
         raise JudgeInvalid(_first_error(invalid)) from None
     template_for(judge.template_version, judge.mode)
+    refused = key_route_problem(judge.api_key_env, judge.base_url)
+    if refused:
+        raise JudgeInvalid(refused)
     judge.save()
     return judge
 

@@ -281,7 +281,7 @@ def test_it_keeps_sampling_settings_and_the_names_of_key_variables(client, proje
     config = {
         "model": "gpt-4",
         "base_url": "https://api.example.org/v1",
-        "api_key_env": "OPENAI_API_KEY",
+        "api_key_env": "TEST_API_KEY",
         "sampling": {"max_tokens": 512, "temperature": 0.7},
     }
 

@@ -248,8 +248,8 @@ def test_it_refuses_an_unknown_backend(project, prompt_set):
     [
         (
             "openai",
-            {"model": "gpt-4", "api_key_env": "NO_SUCH_KEY_VARIABLE"},
-            "The environment variable NO_SUCH_KEY_VARIABLE is not set on this worker",
+            {"model": "gpt-4", "api_key_env": "EVALPLATFORM_TEST_UNSET_KEY"},
+            "The environment variable EVALPLATFORM_TEST_UNSET_KEY is not set on this worker",
         ),
         (
             "transformers",

@@ -33,13 +33,19 @@ def test_it_reports_each_judges_progress_on_the_round(api):
 def test_it_starts_a_judge_creating_it_with_the_settings_given(api):
     round_ = make_round(prompts=2, project=api.project)
     body = {"judge": "local", "model": "llama-3-70b", "base_url": "http://gpu:8000/v1"}
+    # The operator's OpenAI key (the default variable) never goes to another server.
+    refused = api.post(f"/api/rounds/{round_.pk}/judges/", body, format="json")
+    assert refused.status_code == 400
+    assert "OPENAI_API_KEY may only be sent to https://api.openai.com/" in refused.json()["detail"]
+    assert not Judge.objects.filter(name="local").exists()
+    body["api_key_env"] = "TEST_API_KEY"
     response = api.post(f"/api/rounds/{round_.pk}/judges/", body, format="json")
     assert response.status_code == 202
     judge = Judge.objects.get(name="local")
     assert (judge.model, judge.base_url, judge.api_key_env) == (
         "llama-3-70b",
         "http://gpu:8000/v1",
-        "OPENAI_API_KEY",
+        "TEST_API_KEY",
     )
     assert JudgeRun.objects.get(judge=judge).status == JudgeRun.Status.QUEUED
     assert response.json()[0]["needed"] == 4

@@ -40,7 +40,9 @@ def test_it_creates_the_judge_and_judges_the_round_with_wait(server):
 
 def test_it_refuses_other_settings_for_an_existing_judge(server):
     round_ = make_round(prompts=1)
-    judge_round(str(round_.pk), "--judge", "gpt-4", "--base-url", server.base_url)
+    judge_round(
+        str(round_.pk), "--judge", "gpt-4", "--base-url", server.base_url, "--api-key-env", KEY_ENV
+    )
     with pytest.raises(CommandError, match="already exists with other settings"):
         judge_round(str(round_.pk), "--judge", "gpt-4", "--model", "gpt-4o")
 
@@ -58,7 +60,9 @@ def test_it_says_which_variable_is_missing(server, monkeypatch):
 
 def test_without_wait_it_queues_the_run_for_a_worker(server):
     round_ = make_round(prompts=1)
-    out, _ = judge_round(str(round_.pk), "--judge", "gpt-4", "--base-url", server.base_url)
+    out, _ = judge_round(
+        str(round_.pk), "--judge", "gpt-4", "--base-url", server.base_url, "--api-key-env", KEY_ENV
+    )
     run = JudgeRun.objects.get()
     assert run.status == JudgeRun.Status.QUEUED
     assert f"(run {run.pk})" in out and f"/inference/rounds/{round_.pk}/judges/" in out
