@@ -24,6 +24,10 @@ class RoundReport:
     per_item: dict[str, dict[str, Outcome]]
     agreement: list[AgreementCell]
     judges: list[JudgeDiagnostics]
+    # (worker id, reason) of the workers whose annotations the figures leave out, and whether
+    # these figures include them anyway.
+    exclusions: tuple[tuple[str, str], ...] = ()
+    includes_excluded: bool = False
 
     @property
     def human_groups(self) -> list[str]:
@@ -51,6 +55,10 @@ class RoundReport:
                 for group, cells in self.per_item.items()
             },
             "agreement": [cell.as_json() for cell in self.agreement],
+            "excluded_workers": [
+                {"worker_id": worker, "reason": reason} for worker, reason in self.exclusions
+            ],
+            "includes_excluded_workers": self.includes_excluded,
             "alpaca_eval": {
                 judge.judge: asdict(judge.alpaca_eval)
                 for judge in self.judges

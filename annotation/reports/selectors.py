@@ -1,6 +1,8 @@
 """The report of a round stored in the database: its frame read in one query, then the maths."""
 
-from annotation.models import Round
+from dataclasses import replace
+
+from annotation.models import Round, WorkerSession
 from annotation.reports.build import RoundReport, build_report
 from annotation.reports.frames import round_frame, round_order_votes
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -15,7 +17,12 @@ def round_report(
 ) -> RoundReport:
     """The round's report without excluded workers (or with them, to compare)."""
     baselines = list(round_.baselines.order_by("pk").values_list("name", flat=True))
-    return build_report(
+    exclusions = tuple(
+        WorkerSession.objects.filter(round=round_, excluded_at__isnull=False)
+        .order_by("excluded_at", "pk")
+        .values_list("annotator__name", "excluded_reason")
+    )
+    report = build_report(
         round_frame(round_.pk, include_excluded=include_excluded),
         round_id=round_.pk,
         candidate=round_.candidate.name,
@@ -24,3 +31,4 @@ def round_report(
         seed=seed,
         order_votes=round_order_votes(round_.pk),
     )
+    return replace(report, exclusions=exclusions, includes_excluded=include_excluded)

@@ -114,7 +114,15 @@ def test_it_writes_every_file_and_a_summary_in_the_documented_schema(judged_roun
     ET.fromstring((out / "figure1.svg").read_bytes())
 
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"round", "groups", "groups_per_item", "agreement", "alpaca_eval"}
+    assert set(summary) == {
+        "round",
+        "groups",
+        "groups_per_item",
+        "agreement",
+        "alpaca_eval",
+        "excluded_workers",
+        "includes_excluded_workers",
+    }
     assert set(summary["groups_per_item"]) == set(summary["groups"])
     assert summary["round"] == judged_round.pk
     for cells in summary["groups"].values():
@@ -283,6 +291,8 @@ def test_it_reports_a_round_without_annotations(client, tmp_path):
         "groups_per_item": {},
         "agreement": [],
         "alpaca_eval": {},
+        "excluded_workers": [],
+        "includes_excluded_workers": False,
     }
     assert (tmp_path / "figure1.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "annotations.jsonl").read_bytes() == b""

@@ -1,5 +1,6 @@
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -248,6 +249,10 @@ def test_a_researcher_excludes_a_worker_with_a_reason_and_the_report_says_so(cli
     assert "Show the figures with them" in report
     with_them = client.get(reverse("round-report", args=[round_.pk]), {"excluded": "include"})
     assert "These figures <strong>include</strong> their annotations" in with_them.content.decode()
+    download = reverse("round-report-download", args=[round_.pk, "summary.json"])
+    summary = json.loads(client.get(download).content)
+    assert summary["excluded_workers"] == [{"worker_id": "speedy", "reason": "always A"}]
+    assert summary["includes_excluded_workers"] is False and summary["groups"] == {}
 
     client.post(url, {"action": "reinstate", "session": session.pk})
     assert WorkerSession.objects.get(pk=session.pk).excluded_at is None
