@@ -33,8 +33,10 @@ class Judge(models.Model):
     api_key_env = models.CharField(
         max_length=100,
         default=DEFAULT_API_KEY_ENV,
+        blank=True,
         validators=[env_var_name, not_a_key],
-        help_text="Name of the environment variable holding the API key on the workers.",
+        help_text="Name of the environment variable holding the API key on the workers; empty "
+        "for a server that takes no key.",
     )
     mode = models.CharField(max_length=24, choices=Mode.choices, default=Mode.PAIRWISE)
     template_version = models.CharField(max_length=50)

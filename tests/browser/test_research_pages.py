@@ -71,7 +71,7 @@ def test_a_live_page_stops_polling_once_nothing_runs(live_server, page, page_err
     user = make_user("grace", PASSWORD)
     round_ = make_round(project=make_project("polling lab", user), prompts=2)
     judge = judge_create(
-        project=round_.project, name="idle-judge", base_url="http://127.0.0.1:9/v1"
+        project=round_.project, name="idle-judge", base_url="http://127.0.0.1:9/v1", api_key_env=""
     )
     run = JudgeRun.objects.create(round=round_, judge=judge, status=JudgeRun.Status.RUNNING)
     judges_url = f"/inference/rounds/{round_.pk}/judges/"
