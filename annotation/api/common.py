@@ -10,7 +10,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotAuthenticated
+from rest_framework.exceptions import APIException, NotAuthenticated, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -87,3 +88,17 @@ class ImportErrorSerializer(DetailSerializer):
     file = serializers.CharField()
     line = serializers.IntegerField(allow_null=True)
     field = serializers.CharField(allow_null=True)
+
+
+class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    """limit/offset pages with a ceiling: at most MAX_LIMIT rows a page, and an offset the
+    database can take (PostgreSQL's OFFSET is a 64-bit integer)."""
+
+    max_limit = 1000
+    max_offset = 2**62
+
+    def get_offset(self, request: Request) -> int:
+        offset = super().get_offset(request)
+        if offset > self.max_offset:
+            raise ValidationError({"offset": f"at most {self.max_offset}"})
+        return offset

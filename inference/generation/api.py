@@ -31,7 +31,7 @@ from inference.generation.services import (
 )
 
 
-class LaunchInputSerializer(serializers.Serializer):
+class GenerationLaunchInputSerializer(serializers.Serializer):
     sampling = serializers.DictField(
         required=False,
         help_text="Overrides of the paper's sampling: temperature, top_p, repetition_penalty, "
@@ -89,10 +89,10 @@ class RoundGenerationAPI(APIView):
     def get(self, request: Request, round_id: int) -> Response:
         return Response(_generation_data(self._round(request, round_id)))
 
-    @extend_schema(request=LaunchInputSerializer, responses={202: GenerationSerializer})
+    @extend_schema(request=GenerationLaunchInputSerializer, responses={202: GenerationSerializer})
     def post(self, request: Request, round_id: int) -> Response:
         round_ = self._round(request, round_id)
-        params = LaunchInputSerializer(data=request.data)
+        params = GenerationLaunchInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
             generation_launch(round_=round_, user=request_user(request), **params.validated_data)

@@ -85,7 +85,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         }
 
 
-class LaunchInputSerializer(serializers.Serializer):
+class TrainingLaunchInputSerializer(serializers.Serializer):
     project = serializers.CharField()
     name = serializers.CharField()
     training_set = serializers.CharField(help_text="The training set's name in the project.")
@@ -117,9 +117,9 @@ class TrainingRunsAPI(APIView):
         runs = training_runs_for_user(request_user(request)).prefetch_related("scores")[:100]
         return Response(TrainingRunSerializer(runs, many=True).data)
 
-    @extend_schema(request=LaunchInputSerializer, responses={202: TrainingRunSerializer})
+    @extend_schema(request=TrainingLaunchInputSerializer, responses={202: TrainingRunSerializer})
     def post(self, request: Request) -> Response:
-        params = LaunchInputSerializer(data=request.data)
+        params = TrainingLaunchInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
         project = _member_project(request, data["project"])

@@ -520,3 +520,20 @@ def test_it_serves_an_openapi_schema_that_describes_rounds(client):
     assert response.status_code == 200
     assert b"/api/rounds/" in response.content
     assert b"/api/prompt-sets/import/" in response.content
+
+
+def test_list_pages_are_capped_and_a_huge_offset_is_a_clear_400(client, project):
+    prompt_set = make_prompt_set(project, 1100)
+    make_model_with_responses(project, prompt_set, "m")
+    page = client.get("/api/responses/", {"limit": 10**30})
+    assert page.status_code == 200 and len(page.json()["results"]) == 1000
+    assert page.json()["count"] == 1100
+    refused = client.get("/api/responses/", {"offset": 2**70})
+    assert refused.status_code == 400 and "offset" in refused.json()
+
+
+def test_the_two_launch_bodies_have_their_own_names_in_the_schema(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    components = schema["components"]["schemas"]
+    assert {"GenerationLaunchInput", "TrainingLaunchInput"} <= set(components)
+    assert "LaunchInput" not in components
