@@ -95,7 +95,19 @@ def _counts_toward_capacity(session: WorkerSession) -> bool:
 
 
 def assignment_current(*, session: WorkerSession) -> Assignment | None:
-    """The item the worker is looking at, or the next one they get; None when they are done."""
+    """The item the worker is looking at, or the next one they get; None when they are done.
+
+    The session's row is locked for the call, so that the same worker loading the page many
+    times at once (several tabs, a reload storm) gets one lease, not one per request.
+    """
+    with transaction.atomic():
+        WorkerSession.objects.select_for_update().filter(pk=session.pk).values_list(
+            "pk", flat=True
+        ).first()
+        return _assignment_current(session=session)
+
+
+def _assignment_current(*, session: WorkerSession) -> Assignment | None:
     now = timezone.now()
     lease = timedelta(seconds=session.round.lease_seconds)
     current = (

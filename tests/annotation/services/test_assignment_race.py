@@ -106,3 +106,12 @@ def test_it_spreads_racing_workers_over_different_items_on_postgresql(sessions):
     results = race(10, lambda i: assignment_current(session=racers[i]))
     assert all(r is not None for r in results)
     assert len({r.item_id for r in results}) == 10
+
+
+def test_one_session_loading_its_page_many_times_at_once_holds_one_lease(sessions):
+    round_ = make_round(prompts=20, annotators_per_item=1, items_per_worker=20)
+    (session,) = sessions(round_, 1)
+    results = race(12, lambda i: assignment_current(session=session))
+    assert len({r.pk for r in results if r is not None}) == 1
+    assert Assignment.objects.filter(session=session, status=Assignment.Status.LEASED).count() == 1
+    assert sum(round_.items.values_list("taken", flat=True)) == 1
