@@ -397,15 +397,6 @@ def round_judge_preferences(round_: Round) -> dict[str, list[float | None]]:
     return by_judge
 
 
-def round_exclusions(round_: Round) -> list[tuple[str, str]]:
-    """(worker id, reason) of every excluded worker of the round."""
-    return list(
-        WorkerSession.objects.filter(round=round_, excluded_at__isnull=False)
-        .order_by("excluded_at", "pk")
-        .values_list("annotator__name", "excluded_reason")
-    )
-
-
 def session_by_token(token: str) -> WorkerSession | None:
     return WorkerSession.objects.select_related("round", "annotator").filter(token=token).first()
 

@@ -275,15 +275,18 @@ def rule_violations(round_: Round, checks: WorkerChecks) -> list[str]:
     return reasons
 
 
-def worker_block_if_due(*, session: WorkerSession) -> bool:
+def worker_block_if_due(*, session: WorkerSession, answered: Item) -> bool:
     """Stop the worker's items once they fail the round's number of attention checks.
 
-    Their answers are excluded too; returns whether the worker is (now) blocked.
+    Their answers are excluded too; returns whether the worker is (now) blocked. Only an
+    answer to an attention check can change the count, so others are not recounted.
     """
     limit = session.round.block_after_failed_checks
     if session.blocked_at is not None:
         return True
     if limit is None or session.annotator.kind != Annotator.Kind.CROWD:
+        return False
+    if answered.check_kind != Item.Check.ATTENTION:
         return False
     failed = round_worker_checks(session.round, session_pk=session.pk).get(session.pk)
     if failed is None or failed.attention_failed < limit:

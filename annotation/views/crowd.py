@@ -209,7 +209,7 @@ def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
     if screening_required(session):
         return _screening_gate(request, session)
     try:
-        crowd.annotation_submit(
+        answer = crowd.annotation_submit(
             session=session,
             assignment_token=request.POST.get("assignment", ""),
             shown_choice=request.POST.get("choice", ""),
@@ -219,7 +219,7 @@ def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
         # htmx swaps only 2xx responses; a plain form post gets the honest status code.
         status = 200 if request.htmx else 409
         return _render_task(request, _task_context(session, assignment, str(refusal)), status)
-    if worker_block_if_due(session=session):
+    if worker_block_if_due(session=session, answered=answer.item):
         session.refresh_from_db()
     assignment = crowd.assignment_current(session=session)
     context = _task_context(session, assignment)

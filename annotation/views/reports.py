@@ -64,8 +64,8 @@ def round_report_page(request: ResearcherRequest, round_id: int) -> HttpResponse
     context = {
         "round": round_,
         "report": report,
-        "exclusions": selectors.round_exclusions(round_),
-        "with_excluded": with_excluded,
+        "exclusions": report.exclusions,
+        "with_excluded": report.includes_excluded,
         "mode": mode,
         "mode_title": MODE_TITLES[mode],
         "modes": MODE_TITLES,

@@ -1,31 +1,10 @@
 """Untrusted text as the crowd sees it: HTML shown as written, Markdown rendered, links limited."""
 
-from html.parser import HTMLParser
-
 import pytest
 
 from annotation.rendering import MARKDOWN, PLAIN, render, render_markdown
+from tests.support.html_text import parsed
 from tests.support.text_corpus import CORPUS
-
-
-class _Page(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def parsed(html: str) -> _Page:
-    page = _Page()
-    page.feed(html)
-    page.close()
-    return page
 
 
 def words(text: str) -> str:

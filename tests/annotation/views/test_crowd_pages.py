@@ -1,5 +1,4 @@
 import re
-from html.parser import HTMLParser
 
 import pytest
 from django.test import Client
@@ -9,6 +8,7 @@ from annotation.models import Annotation, Annotator, Assignment, Prompt, Respons
 from annotation.services.completion import completion_code_for
 from annotation.services.display import text_shown
 from tests.factories import make_round
+from tests.support.html_text import parsed
 
 pytestmark = pytest.mark.django_db
 
@@ -117,26 +117,10 @@ def test_it_refuses_an_answer_for_someone_elses_item_with_a_clear_message(client
     assert Annotation.objects.count() == 0
 
 
-class _Elements(HTMLParser):
-    """The elements a browser would build from the page, and the text it would show."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
 def test_it_shows_html_in_model_output_as_text_and_still_renders_markdown(client, round_):
     Response.objects.update(text=HOSTILE_OUTPUT)
     html = client.get(start(client, round_)).content.decode()
-    task = _Elements()
-    task.feed(html[html.index('id="task"') :])
+    task = parsed(html[html.index('id="task"') :])
     tags = {tag for tag, _ in task.tags}
     assert not tags & {"script", "img", "style", "iframe"}
     assert all(not name.startswith("on") for _, attrs in task.tags for name in attrs)
