@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotAuthenticated, ValidationError
+from rest_framework.exceptions import APIException, NotAuthenticated
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,6 +43,25 @@ def import_refused(error: ImportFailed) -> Response:
             "file": error.file,
             "line": error.line,
             "field": error.field or None,
+        },
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def import_params_refused(params: serializers.Serializer, data: Any) -> Response:
+    """An import's form fields refused, in the body `import_refused` gives (ImportErrorSerializer):
+    the first field named, every message in `detail`."""
+    errors = params.errors
+    upload = data.get("file")
+    return Response(
+        {
+            "detail": "; ".join(
+                f"{name}: {' '.join(str(message) for message in messages)}"
+                for name, messages in errors.items()
+            ),
+            "file": str(getattr(upload, "name", "")),
+            "line": None,
+            "field": next(iter(errors), None),
         },
         status=status.HTTP_400_BAD_REQUEST,
     )
@@ -90,15 +109,42 @@ class ImportErrorSerializer(DetailSerializer):
     field = serializers.CharField(allow_null=True)
 
 
+class PageParams(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
+
+
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
-    """limit/offset pages with a ceiling: at most MAX_LIMIT rows a page, and an offset the
-    database can take (PostgreSQL's OFFSET is a 64-bit integer)."""
+    """limit/offset pages with a ceiling: at most MAX_LIMIT rows a page (a larger limit is
+    cut to it), and an offset the database can take (PostgreSQL's OFFSET is a 64-bit integer).
+
+    A limit or offset that is not such a number answers 400 instead of being ignored.
+    """
 
     max_limit = 1000
-    max_offset = 2**62
+
+    def _param(self, request: Request, name: str) -> int | None:
+        params = PageParams(data={name: request.query_params[name]})
+        params.is_valid(raise_exception=True)
+        return params.validated_data[name]
+
+    def get_limit(self, request: Request) -> int | None:
+        if self.limit_query_param not in request.query_params:
+            return self.default_limit
+        limit = self._param(request, self.limit_query_param)
+        return min(limit, self.max_limit) if limit is not None else None
 
     def get_offset(self, request: Request) -> int:
-        offset = super().get_offset(request)
-        if offset > self.max_offset:
-            raise ValidationError({"offset": f"at most {self.max_offset}"})
-        return offset
+        if self.offset_query_param not in request.query_params:
+            return 0
+        return self._param(request, self.offset_query_param) or 0
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        bounds = {
+            self.limit_query_param: {"minimum": 1},
+            self.offset_query_param: {"minimum": 0, "maximum": 2**62},
+        }
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters

@@ -15,6 +15,7 @@ from annotation.api.common import (
     InProject,
     ProjectFilter,
     filtered,
+    import_params_refused,
     import_refused,
     request_user,
 )
@@ -81,7 +82,8 @@ class PromptSetViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def import_file(self, request: Request) -> Response:
         params = PromptImportSerializer(data=request.data, context={"request": request})
-        params.is_valid(raise_exception=True)
+        if not params.is_valid():
+            return import_params_refused(params, request.data)
         project, name, file = (params.validated_data[k] for k in ("project", "name", "file"))
         try:
             summary = prompts_import(

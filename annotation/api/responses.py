@@ -14,6 +14,7 @@ from annotation.api.common import (
     ImportSummarySerializer,
     InProject,
     filtered,
+    import_params_refused,
     import_refused,
     request_user,
 )
@@ -91,7 +92,8 @@ class ResponseViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def import_file(self, request: Request) -> Response:
         params = ResponseImportSerializer(data=request.data, context={"request": request})
-        params.is_valid(raise_exception=True)
+        if not params.is_valid():
+            return import_params_refused(params, request.data)
         data = params.validated_data
         try:
             summary: ImportSummary = responses_import(

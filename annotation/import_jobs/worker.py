@@ -39,10 +39,13 @@ def import_job_run(*, job_id: int) -> str:
             )  # fmt: skip
     except ImportFailed as failure:
         message, status = str(failure), ImportJob.Status.FAILED
-    except Exception as error:
+    except Exception:
+        # The error's text may quote SQL or data; the researcher gets the job's id, the log
+        # the rest. The import's transaction was rolled back.
         logger.exception("import job %s failed", job_id)
         message, status = (
-            f"The import stopped on an unexpected error: {error}",
+            f"The import stopped on an unexpected error (import job {job_id} in the server "
+            "log); nothing was imported.",
             ImportJob.Status.FAILED,
         )
     else:

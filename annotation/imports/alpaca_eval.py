@@ -13,9 +13,12 @@ from annotation.imports.records import (
     ImportSummary,
     Progress,
     Record,
+    checked_name,
     no_progress,
     read_records,
+    required_name,
     required_text,
+    shown,
 )
 from annotation.imports.responses import models_by_name, prompt_lookup
 from annotation.models import (
@@ -30,6 +33,7 @@ from annotation.models import (
 )
 from annotation.services.judgments import annotations_record_judgments
 from annotation.services.rounds import round_add_missing_items, round_create
+from annotation.validators import MAX_NAME_LENGTH
 
 # AlpacaEval's own rules (alpaca_eval/metrics/helpers.py): a preference is 1 + the judge's
 # probability that output_2 is better, in [1, 2]; 0 is AlpacaEval 1's old code for a draw;
@@ -57,15 +61,13 @@ class ParsedJudgment:
 def parse_judgment(record: Record, file: str) -> ParsedJudgment | str:
     """The record's judgment, or why AlpacaEval's rules drop it."""
     instruction = required_text(record, "instruction", file)
-    generator_1 = required_text(record, "generator_1", file).strip()
-    generator_2 = required_text(record, "generator_2", file).strip()
-    outputs = {}
-    for name, generator in (("output_1", generator_1), ("output_2", generator_2)):
-        value = record.data.get(name)
-        if not isinstance(value, str):
-            raise ImportFailed(file, "missing or not text", line=record.line, field=name)
-        outputs[generator] = value
-    annotator = required_text(record, "annotator", file).strip()
+    generator_1 = required_name(record, "generator_1", file)
+    generator_2 = required_name(record, "generator_2", file)
+    outputs = {
+        generator: required_text(record, name, file, empty=True)
+        for name, generator in (("output_1", generator_1), ("output_2", generator_2))
+    }
+    annotator = required_name(record, "annotator", file)
     preference = record.data.get("preference")
     if generator_1 == generator_2:
         return DROPPED_SELF
@@ -74,7 +76,7 @@ def parse_judgment(record: Record, file: str) -> ParsedJudgment | str:
     if isinstance(preference, bool) or not isinstance(preference, int | float):
         raise ImportFailed(
             file,
-            f"expected a number from 1 to 2 (or 0 for a draw), found {preference!r}",
+            f"expected a number from 1 to 2 (or 0 for a draw), found {shown(preference)}",
             line=record.line,
             field="preference",
         )
@@ -100,6 +102,8 @@ class AlpacaEvalSummary(ImportSummary):
     dropped: Counter[str] = field(default_factory=Counter)
     # Verdicts already stored for the same item and judge that differ from the file's.
     conflicts: int = 0
+    # Kept verdicts on an empty output: AlpacaEval counts them (a model that answered nothing).
+    empty_outputs: int = 0
     candidate: str = ""
     baseline: str = ""
 
@@ -148,6 +152,13 @@ def alpaca_eval_import(
     `candidate_name` and `baseline_name` name the platform's models for the file's two
     generators (by default the generators' own names).
     """
+    set_name = checked_name(set_name, file, "the prompt set's name")
+    for given, what in (
+        (candidate_name, "the candidate's name"),
+        (baseline_name, "the baseline's name"),
+    ):
+        if given is not None:
+            checked_name(given, file, what)
     summary = AlpacaEvalSummary()
     judgments = []
     for record in read_records(raw, file):
@@ -170,6 +181,16 @@ def alpaca_eval_import(
             file, f"the candidate and the baseline are both {names[candidate_generator]!r}"
         )
     summary.candidate, summary.baseline = names[candidate_generator], names[baseline_generator]
+    round_name = f"{summary.candidate} vs {summary.baseline} (AlpacaEval)"
+    if len(round_name) > MAX_NAME_LENGTH:
+        raise ImportFailed(
+            file,
+            f"the round's name {shown(round_name)} would be longer than {MAX_NAME_LENGTH} "
+            "characters: give the models shorter names (--candidate, --baseline)",
+        )
+    summary.empty_outputs = sum(
+        1 for judgment in judgments if not all(o.strip() for o in judgment.outputs.values())
+    )
     first_line: dict[str, int] = {}
     for judgment in judgments:
         seen = first_line.setdefault(judgment.instruction, judgment.line)
@@ -227,7 +248,6 @@ def alpaca_eval_import(
         Response.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
 
         candidate, baseline = models[candidate_generator], models[baseline_generator]
-        round_name = f"{candidate.name} vs {baseline.name} (AlpacaEval)"
         round_ = Round.objects.filter(
             project=project, name=round_name, prompt_set=prompt_set, candidate=candidate
         ).first()

@@ -13,12 +13,17 @@ from annotation.imports.records import (
     BATCH_SIZE,
     ImportFailed,
     ImportSummary,
+    Record,
+    checked_name,
+    checked_text,
     optional_id,
     read_records,
-    required_text,
+    required_name,
+    shown,
 )
 from annotation.imports.responses import models_by_name
 from annotation.models import Battle, Project
+from annotation.validators import MAX_NAME_LENGTH
 
 
 @dataclass
@@ -28,24 +33,22 @@ class ArenaSummary(ImportSummary):
 
 def arena_import(*, project: Project, raw: bytes, file: str, group: str = "arena") -> ArenaSummary:
     """Import every battle of the file, all or nothing; battles already there are skipped."""
-    group = group.strip()
-    if not group:
-        raise ImportFailed(file, "the group of the battles is empty")
+    group = checked_name(group, file, "the group of the battles").strip()
     parsed = []
     seen: dict[str, int] = {}
     copies: Counter[str] = Counter()
     for record in read_records(raw, file):
-        model_a = required_text(record, "model_a", file).strip()
-        model_b = required_text(record, "model_b", file).strip()
+        model_a = required_name(record, "model_a", file)
+        model_b = required_name(record, "model_b", file)
         if model_a == model_b:
             raise ImportFailed(
                 file, f"both sides are {model_a!r}", line=record.line, field="model_b"
             )
         winner = record.data.get("winner")
-        if winner not in Battle.Winner.values:
+        if not isinstance(winner, str) or winner not in Battle.Winner.values:
             raise ImportFailed(
                 file,
-                f"expected one of {', '.join(Battle.Winner.values)}, found {winner!r}",
+                f"expected one of {', '.join(Battle.Winner.values)}, found {shown(winner)}",
                 line=record.line,
                 field="winner",
             )
@@ -110,12 +113,14 @@ def mt_bench_pairwise_import(
     """MT-Bench pairwise judgments (FastChat llm_judge `model_judgment/*_pair.jsonl`) as
     battles: a verdict both orders agree on wins; orders that disagree are a tie, as FastChat
     counts them. The group is the judge's name unless given."""
+    if group is not None:
+        group = checked_name(group, file, "the group of the battles").strip()
     battles: dict[str, list[dict]] = {}
     seen: dict[str, int] = {}
     summary = MtBenchSummary()
     for record in read_records(raw, file):
-        model_1 = required_text(record, "model_1", file).strip()
-        model_2 = required_text(record, "model_2", file).strip()
+        model_1 = required_name(record, "model_1", file)
+        model_2 = required_name(record, "model_2", file)
         if model_1 == model_2:
             raise ImportFailed(
                 file, f"both sides are {model_1!r}", line=record.line, field="model_2"
@@ -123,10 +128,10 @@ def mt_bench_pairwise_import(
         winners = []
         for name in ("g1_winner", "g2_winner"):
             value = record.data.get(name)
-            if value != "error" and value not in MT_BENCH_WINNERS:
+            if not isinstance(value, str) or (value != "error" and value not in MT_BENCH_WINNERS):
                 raise ImportFailed(
                     file,
-                    f"expected model_1, model_2, tie or error, found {value!r}",
+                    f"expected model_1, model_2, tie or error, found {shown(value)}",
                     line=record.line,
                     field=name,
                 )
@@ -134,8 +139,7 @@ def mt_bench_pairwise_import(
         if "error" in winners:
             summary.dropped[DROPPED_ERROR] += 1
             continue
-        judge = record.data.get("judge")
-        judge_name = judge[0] if isinstance(judge, list) and judge else str(judge or "judge")
+        judge_name = _judge_name(record, file)
         if winners[0] == winners[1]:
             verdict = {"model_1": "model_a", "model_2": "model_b", "tie": "tie"}[winners[0]]
         else:
@@ -165,3 +169,20 @@ def mt_bench_pairwise_import(
             for winner, count in part.winners.items():
                 summary.winners[winner] = summary.winners.get(winner, 0) + count
     return summary
+
+
+def _judge_name(record: Record, file: str) -> str:
+    """FastChat's `judge` is [model, prompt name]; a plain name is taken too, none is "judge"."""
+    judge = record.data.get("judge")
+    name = judge[0] if isinstance(judge, list) and judge else judge
+    if name is None or name == [] or name == "":
+        return "judge"
+    if not isinstance(name, str):
+        raise ImportFailed(
+            file,
+            f"expected the judge's name or [name, prompt], found {shown(judge)}",
+            line=record.line,
+            field="judge",
+        )
+    checked_text(name, file, line=record.line, field="judge", limit=MAX_NAME_LENGTH)
+    return name.strip() or "judge"

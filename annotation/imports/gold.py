@@ -1,8 +1,15 @@
 """Gold answers for a round's items: JSON Lines or a JSON array of
 {"prompt_id": ..., "answer": "candidate" | "baseline" | "tie", "baseline": name (if several)}."""
 
-from annotation.imports.records import ImportFailed, optional_id, read_records, required_text
+from annotation.imports.records import (
+    ImportFailed,
+    checked_text,
+    optional_id,
+    read_records,
+    required_name,
+)
 from annotation.services.quality import GoldAnswer
+from annotation.validators import MAX_NAME_LENGTH
 
 
 def read_gold(raw: bytes, file: str) -> list[GoldAnswer]:
@@ -14,11 +21,12 @@ def read_gold(raw: bytes, file: str) -> list[GoldAnswer]:
         baseline = record.data.get("baseline") or ""
         if not isinstance(baseline, str):
             raise ImportFailed(file, "expected text", line=record.line, field="baseline")
+        checked_text(baseline, file, line=record.line, field="baseline", limit=MAX_NAME_LENGTH)
         answers.append(
             GoldAnswer(
                 line=record.line,
                 prompt_id=prompt_id,
-                answer=required_text(record, "answer", file).strip().lower(),
+                answer=required_name(record, "answer", file).lower(),
                 baseline=baseline.strip(),
             )
         )

@@ -10,6 +10,9 @@ from annotation.imports.records import (
     Progress,
     Record,
     bulk_create_batched,
+    checked_extra,
+    checked_name,
+    checked_text,
     no_progress,
     optional_id,
     read_records,
@@ -28,6 +31,7 @@ class ParsedPrompt:
     external_id: str | None
     text: str
     extra: dict
+    field: str  # where the text came from, as errors name it
 
 
 def parse_prompt(record: Record, file: str) -> ParsedPrompt:
@@ -47,14 +51,34 @@ def parse_prompt(record: Record, file: str) -> ParsedPrompt:
                     line=record.line,
                     field="conversations",
                 )
+            checked_text(turn, file, line=record.line, field=f"conversations.{index}")
         extra = {"conversations": conversations[1:]} if len(conversations) > 1 else {}
         if "source" in data:
             extra["source"] = data["source"]
-        return ParsedPrompt(record.line, external_id, conversations[0], extra)
+        extra = checked_extra(extra, file, record.line)
+        return ParsedPrompt(record.line, external_id, conversations[0], extra, "conversations")
     field_name = "prompt" if "prompt" in data or "instruction" not in data else "instruction"
     text = required_text(record, field_name, file)
     extra = {key: value for key, value in data.items() if key not in {"id", field_name}}
-    return ParsedPrompt(record.line, external_id, text, extra)
+    return ParsedPrompt(
+        record.line, external_id, text, checked_extra(extra, file, record.line), field_name
+    )
+
+
+def _refuse_texts_known_twice(parsed: list[ParsedPrompt], file: str) -> None:
+    """A prompt without an id is known by its text (responses find it by it, a re-import skips
+    it by it), so no other prompt of the file may have the same text."""
+    first: dict[str, ParsedPrompt] = {}
+    for prompt in parsed:
+        earlier = first.setdefault(prompt.text, prompt)
+        if earlier is not prompt and None in (earlier.external_id, prompt.external_id):
+            raise ImportFailed(
+                file,
+                f"the same text as line {earlier.line}, and a prompt without an id is known "
+                "by its text: give both an id, or drop one",
+                line=prompt.line,
+                field=prompt.field,
+            )
 
 
 def prompts_import(
@@ -69,10 +93,13 @@ def prompts_import(
 
     A prompt whose id is already in the set with the same text is skipped, so that importing
     a file twice is harmless; the same id with a different text is an error. A prompt without
-    an id is skipped when the set already has its exact text.
+    an id is skipped when the set already has its exact text, and may not share its text with
+    another prompt of the file.
     """
+    set_name = checked_name(set_name, file, "the prompt set's name")
     records = read_records(raw, file)
     parsed = [parse_prompt(record, file) for record in records]
+    _refuse_texts_known_twice(parsed, file)
 
     with transaction.atomic():
         prompt_set, _ = PromptSet.objects.get_or_create(project=project, name=set_name)

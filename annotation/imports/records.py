@@ -13,6 +13,14 @@ from typing import Any, TypeVar
 from django.db.models import Model
 
 from annotation.models import Round
+from annotation.validators import (
+    MAX_EXTRA_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_TEXT_LENGTH,
+    json_depth_problem,
+    json_value_problem,
+    text_problem,
+)
 
 
 class ImportFailed(Exception):
@@ -26,6 +34,12 @@ class ImportFailed(Exception):
         where = file if line is None else f"{file}, line {line}"
         what = f"field '{field}': {message}" if field else message
         super().__init__(f"{where}: {what}")
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value from the file as an error message quotes it: escaped, and cut if long."""
+    text = ascii(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,9 @@ def _json_lines_records(text: str, file: str) -> Iterator[Record]:
             data = json.loads(line)
         except json.JSONDecodeError as error:
             raise ImportFailed(file, f"not valid JSON ({error.msg})", line=number) from None
-        yield Record(number, _require_object(data, file, number))
+        except (RecursionError, ValueError) as error:
+            raise ImportFailed(file, _unreadable(error), line=number) from None
+        yield _checked_record(data, file, number)
 
 
 def _json_array_records(text: str, file: str) -> Iterator[Record]:
@@ -89,7 +105,7 @@ def _json_array_records(text: str, file: str) -> Iterator[Record]:
 
     skip(" \t\r\n")
     if position < len(text) and text[position] == "]":
-        return
+        raise ImportFailed(file, "the JSON array is empty: there is nothing to import", line=line)
     while True:
         skip(" \t\r\n")
         start_line = line_at(position)
@@ -99,23 +115,46 @@ def _json_array_records(text: str, file: str) -> Iterator[Record]:
             raise ImportFailed(
                 file, f"not valid JSON ({error.msg})", line=line_at(error.pos)
             ) from None
-        yield Record(start_line, _require_object(data, file, start_line))
+        except (RecursionError, ValueError) as error:
+            raise ImportFailed(file, _unreadable(error), line=start_line) from None
+        yield _checked_record(data, file, start_line)
         skip(" \t\r\n")
         if position < len(text) and text[position] == ",":
             position += 1
             continue
         if position < len(text) and text[position] == "]":
+            position += 1
+            skip(" \t\r\n")
+            if position < len(text):
+                raise ImportFailed(
+                    file,
+                    "unexpected data after the JSON array's closing ']'",
+                    line=line_at(position),
+                )
             return
         raise ImportFailed(file, "not valid JSON (expected ',' or ']')", line=line_at(position))
 
 
-def _require_object(data: Any, file: str, line: int) -> dict[str, Any]:
+def _unreadable(error: RecursionError | ValueError) -> str:
+    # Python's reader gives up on nesting near 1,000 levels and on integers over 4,300 digits.
+    if isinstance(error, RecursionError):
+        return "not readable JSON (nested too deeply)"
+    return "not readable JSON (an integer with too many digits)"
+
+
+def _checked_record(data: Any, file: str, line: int) -> Record:
     if not isinstance(data, dict):
         raise ImportFailed(file, f"expected a JSON object, found {type(data).__name__}", line=line)
-    return data
+    deep = json_depth_problem(data)
+    if deep is not None:
+        raise ImportFailed(file, deep[1], line=line, field=deep[0])
+    return Record(line, data)
 
 
-def required_text(record: Record, field: str, file: str) -> str:
+def required_text(
+    record: Record, field: str, file: str, *, limit: int = MAX_TEXT_LENGTH, empty: bool = False
+) -> str:
+    """The record's text in `field`, which must be storable and (unless `empty`) not blank."""
     value = record.data.get(field)
     if value is None:
         raise ImportFailed(file, "missing", line=record.line, field=field)
@@ -123,9 +162,49 @@ def required_text(record: Record, field: str, file: str) -> str:
         raise ImportFailed(
             file, f"expected text, found {type(value).__name__}", line=record.line, field=field
         )
-    if not value.strip():
+    if not empty and not value.strip():
         raise ImportFailed(file, "is empty", line=record.line, field=field)
+    checked_text(value, file, line=record.line, field=field, limit=limit)
     return value
+
+
+def required_name(record: Record, field: str, file: str) -> str:
+    """A model's, judge's or generator's name: text of at most MAX_NAME_LENGTH characters."""
+    return required_text(record, field, file, limit=MAX_NAME_LENGTH).strip()
+
+
+def checked_text(
+    value: str, file: str, *, line: int | None, field: str, limit: int = MAX_TEXT_LENGTH
+) -> str:
+    problem = text_problem(value, limit=limit)
+    if problem:
+        raise ImportFailed(file, problem, line=line, field=field)
+    return value
+
+
+def checked_name(value: str, file: str, what: str) -> str:
+    """A name given beside the file (a prompt set, a model, a group): not blank, and storable.
+    `what` says which, as the error names it."""
+    problem = "is empty" if not value.strip() else text_problem(value, limit=MAX_NAME_LENGTH)
+    if problem:
+        raise ImportFailed(file, f"{what} {problem}")
+    return value
+
+
+def checked_extra(extra: dict[str, Any], file: str, line: int) -> dict[str, Any]:
+    """A record's other fields, kept as JSON beside what the import reads."""
+    bad = json_value_problem(extra)
+    if bad is not None:
+        raise ImportFailed(file, bad[1], line=line, field=bad[0])
+    size = len(json.dumps(extra, ensure_ascii=False))
+    if size > MAX_EXTRA_LENGTH:
+        raise ImportFailed(
+            file,
+            f"the other fields take {size:,} characters as JSON, more than the "
+            f"{MAX_EXTRA_LENGTH:,} kept beside a prompt",
+            line=line,
+        )
+    return extra
 
 
 def optional_id(record: Record, field: str, file: str) -> str | None:
@@ -142,13 +221,16 @@ def optional_id(record: Record, field: str, file: str) -> str | None:
     text = str(value).strip()
     if not text:
         raise ImportFailed(file, "is empty", line=record.line, field=field)
-    return text
+    return checked_text(text, file, line=record.line, field=field, limit=MAX_NAME_LENGTH)
 
 
 def load_file(path: str | Path) -> tuple[bytes, str]:
+    """The file's bytes and the name errors give it (a name that is not UTF-8 shown with
+    U+FFFD, as it may be stored beside what it brings)."""
     path = Path(path)
+    name = path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
-        return path.read_bytes(), path.name
+        return path.read_bytes(), name
     except FileNotFoundError:
         raise ImportFailed(str(path), "no such file") from None
     except IsADirectoryError:

@@ -11,9 +11,11 @@ from annotation.imports.records import (
     Progress,
     Record,
     bulk_create_batched,
+    checked_name,
     no_progress,
     optional_id,
     read_records,
+    required_name,
     required_text,
 )
 from annotation.models import (
@@ -53,13 +55,8 @@ def parse_response(record: Record, file: str, model_name: str | None) -> ParsedR
                 line=record.line,
                 field="prompt_id",
             )
-    output = data.get("output")
-    if output is None:
-        raise ImportFailed(file, "missing", line=record.line, field="output")
-    if not isinstance(output, str):
-        raise ImportFailed(
-            file, f"expected text, found {type(output).__name__}", line=record.line, field="output"
-        )
+    # An empty output is a model's real answer (AlpacaEval keeps them), so it is stored.
+    output = required_text(record, "output", file, empty=True)
     if model_name is None:
         field_name = "model" if "model" in data or "generator" not in data else "generator"
         if field_name not in data:
@@ -69,7 +66,7 @@ def parse_response(record: Record, file: str, model_name: str | None) -> ParsedR
                 line=record.line,
                 field="model",
             )
-        model_name = required_text(record, field_name, file).strip()
+        model_name = required_name(record, field_name, file)
     return ParsedResponse(record.line, prompt_id, prompt_text, prompt_field, output, model_name)
 
 
@@ -106,6 +103,9 @@ def responses_import(
     Models named in the file that the project does not have yet are registered as
     imported-response models and reported in the summary.
     """
+    set_name = checked_name(set_name, file, "the prompt set's name")
+    if model_name is not None:
+        model_name = checked_name(model_name, file, "the model's name")
     try:
         prompt_set = PromptSet.objects.get(project=project, name=set_name)
     except PromptSet.DoesNotExist:

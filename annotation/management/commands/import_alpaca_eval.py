@@ -1,10 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from annotation.imports.alpaca_eval import alpaca_eval_import
+from annotation.imports.projects import import_project
 from annotation.imports.records import ImportFailed, load_file
 from annotation.links import crowd_link
 from annotation.management.commands._progress import progress_line
-from annotation.models import Project
 from annotation.reports.alpaca_eval import alpaca_eval_figures
 from annotation.selectors import round_judge_preferences
 from annotation.services.rounds import RoundInvalid
@@ -34,23 +35,29 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="default")
 
     def handle(self, *args, path: str, set_name: str, project: str, **options):
-        project_obj, _ = Project.objects.get_or_create(name=project)
         try:
             raw, file = load_file(path)
-            summary = alpaca_eval_import(
-                project=project_obj,
-                raw=raw,
-                file=file,
-                candidate_generator=options["candidate_generator"],
-                candidate_name=options["candidate"],
-                baseline_name=options["baseline"],
-                set_name=set_name,
-                progress=progress_line(self.stderr),
-            )
+            with transaction.atomic():
+                project_obj = import_project(name=project, file=file)
+                summary = alpaca_eval_import(
+                    project=project_obj,
+                    raw=raw,
+                    file=file,
+                    candidate_generator=options["candidate_generator"],
+                    candidate_name=options["candidate"],
+                    baseline_name=options["baseline"],
+                    set_name=set_name,
+                    progress=progress_line(self.stderr),
+                )
         except (ImportFailed, RoundInvalid) as error:
             raise CommandError(str(error)) from error
         for reason, count in sorted(summary.dropped.items()):
             self.stdout.write(f"{file}: {count} records dropped: {reason}.")
+        if summary.empty_outputs:
+            self.stdout.write(
+                f"{file}: {summary.empty_outputs} verdicts on an empty output_1 or output_2 "
+                "kept, as AlpacaEval counts them."
+            )
         round_ = summary.round
         if round_ is None:
             self.stdout.write(f"{file}: nothing left to compare; no round was made.")

@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from annotation.imports.arena import mt_bench_pairwise_import
+from annotation.imports.projects import import_project
 from annotation.imports.records import ImportFailed, load_file
-from annotation.models import Project
 
 
 class Command(BaseCommand):
@@ -17,10 +18,13 @@ class Command(BaseCommand):
         parser.add_argument("--group", help="One group for every judge (default: its name).")
 
     def handle(self, *args, path: str, project: str, group: str | None, **options):
-        project_obj, _ = Project.objects.get_or_create(name=project)
         try:
             raw, file = load_file(path)
-            summary = mt_bench_pairwise_import(project=project_obj, raw=raw, file=file, group=group)
+            with transaction.atomic():
+                project_obj = import_project(name=project, file=file)
+                summary = mt_bench_pairwise_import(
+                    project=project_obj, raw=raw, file=file, group=group
+                )
         except ImportFailed as error:
             raise CommandError(str(error)) from error
         self.stdout.write(

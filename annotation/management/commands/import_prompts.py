@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from annotation.imports.projects import import_project
 from annotation.imports.prompts import prompts_import
 from annotation.imports.records import ImportFailed, load_file
 from annotation.management.commands._progress import progress_line
-from annotation.models import Project
 
 
 class Command(BaseCommand):
@@ -18,16 +19,17 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="default")
 
     def handle(self, *args, path: str, set_name: str, project: str, **options):
-        project_obj, _ = Project.objects.get_or_create(name=project)
         try:
             raw, file = load_file(path)
-            summary = prompts_import(
-                project=project_obj,
-                set_name=set_name,
-                raw=raw,
-                file=file,
-                progress=progress_line(self.stderr),
-            )
+            with transaction.atomic():
+                project_obj = import_project(name=project, file=file)
+                summary = prompts_import(
+                    project=project_obj,
+                    set_name=set_name,
+                    raw=raw,
+                    file=file,
+                    progress=progress_line(self.stderr),
+                )
         except ImportFailed as error:
             raise CommandError(str(error)) from error
         self.stdout.write(

@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from annotation.imports.projects import import_project
 from annotation.imports.records import ImportFailed, load_file
 from annotation.imports.responses import responses_import
 from annotation.management.commands._progress import progress_line
-from annotation.models import Project
 
 
 class Command(BaseCommand):
@@ -22,17 +23,18 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="default")
 
     def handle(self, *args, path: str, set_name: str, model: str | None, project: str, **options):
-        project_obj, _ = Project.objects.get_or_create(name=project)
         try:
             raw, file = load_file(path)
-            summary = responses_import(
-                project=project_obj,
-                set_name=set_name,
-                raw=raw,
-                file=file,
-                model_name=model,
-                progress=progress_line(self.stderr),
-            )
+            with transaction.atomic():
+                project_obj = import_project(name=project, file=file)
+                summary = responses_import(
+                    project=project_obj,
+                    set_name=set_name,
+                    raw=raw,
+                    file=file,
+                    model_name=model,
+                    progress=progress_line(self.stderr),
+                )
         except ImportFailed as error:
             raise CommandError(str(error)) from error
         self.stdout.write(
