@@ -252,7 +252,19 @@ class Item(models.Model):
                 name="item_check_has_its_answer",
             ),
         ]
-        indexes = [models.Index(fields=["round", "is_shared", "taken", "position"])]
+        indexes = [
+            # Each matches one claim of the crowd path, which reads the first row in its order:
+            # open comparisons least-taken first, the shared set, the checks.
+            models.Index(
+                fields=["round", "taken", "position"],
+                condition=Q(is_shared=False, check_kind=""),
+                name="item_open_slots",
+            ),
+            models.Index(
+                fields=["round", "position"], condition=Q(is_shared=True), name="item_shared_set"
+            ),
+            models.Index(fields=["round"], condition=~Q(check_kind=""), name="item_checks"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.round_id}/{self.position}"

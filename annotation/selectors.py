@@ -7,7 +7,9 @@ from datetime import datetime
 from statistics import median
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.cache import cache
 from django.db.models import Count, IntegerField, Model, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least, Length
 from django.utils import timezone
@@ -410,6 +412,18 @@ def item_for_display(item_pk: int) -> Item:
 def round_item_count(round_: Round) -> int:
     """Items a worker may be given: comparisons and checks."""
     return Item.objects.filter(round=round_).count()
+
+
+def round_item_count_recent(round_pk: int) -> int:
+    """The round's item count as of at most CROWD_PROGRESS_CACHE_SECONDS ago, for the crowd
+    page's progress bar after each answer, where counting every time would cost more than
+    the answer itself."""
+    key = f"round-item-count:{round_pk}"
+    count = cache.get(key)
+    if count is None:
+        count = Item.objects.filter(round_id=round_pk).count()
+        cache.set(key, count, settings.CROWD_PROGRESS_CACHE_SECONDS)
+    return int(count)
 
 
 def round_awaits_items(round_: Round, item_count: int) -> bool:

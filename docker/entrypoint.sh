@@ -14,7 +14,7 @@ case "$role" in
     web)
         python manage.py migrate --noinput
         exec gunicorn evalplatform.wsgi:application \
-            --bind 0.0.0.0:8000 \
+            --bind "${BIND:-0.0.0.0:8000}" \
             --workers "${WEB_CONCURRENCY:-3}" \
             --access-logfile - \
             "$@"

@@ -184,6 +184,15 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # Crowd assignment defaults (a round can override each).
 CROWD_LEASE_SECONDS = env_int("CROWD_LEASE_SECONDS", 30 * 60, minimum=10)
+# How stale the "N of M" total after an answer may be (M counts the round's items).
+CROWD_PROGRESS_CACHE_SECONDS = env_int("CROWD_PROGRESS_CACHE_SECONDS", 10, minimum=0)
+# On PostgreSQL an answer and the next item are one database call (annotation 0013); off, every
+# answer takes the general path (the same pages and records, about ten times the work).
+CROWD_FAST_PATH = env_bool("CROWD_FAST_PATH", True)
+# A round of at most this many texts (prompts and responses) has its Markdown rendered when
+# it is made (about 1 ms a text); a larger one renders each text when first shown, or all of
+# them with `manage.py render_texts ROUND_ID`.
+ROUND_RENDER_MAX_TEXTS = env_int("ROUND_RENDER_MAX_TEXTS", 5000, minimum=0)
 # The only environment variables a model or judge config may name as its API key, and the base
 # URLs each may be sent to: a researcher can then neither read another secret of the worker
 # (DATABASE_URL...) nor send the operator's key to a server of their own.

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
 from annotation.models import (
     Annotation,
@@ -21,6 +22,9 @@ from annotation.models import (
     Round,
     WorkerSession,
 )
+from annotation.rendering import RENDERER_VERSION
+from annotation.selectors import item_for_display, round_item_count_recent
+from annotation.services.display import item_texts_shown
 
 logger = logging.getLogger(__name__)
 
@@ -309,3 +313,65 @@ def annotation_submit(
         if session.completed_items >= session.round.items_per_worker:
             WorkerSession.objects.filter(pk=session.pk).update(finished_at=now)
     return annotation
+
+
+# ---------------------------------------------------------------- the fast path
+
+
+@dataclass(frozen=True)
+class NextItem:
+    """What the crowd page shows after an answer: the next item, rendered."""
+
+    assignment_token: str
+    completed_items: int
+    total: int
+    prompt_html: SafeString
+    answer_a_html: SafeString
+    answer_b_html: SafeString
+
+
+def answer_and_next(
+    *, session_token: str, assignment_token: str, shown_choice: str
+) -> NextItem | None:
+    """Record an answer and lease the next item in one database call, on PostgreSQL.
+
+    The database function (migration annotation 0013) takes the common case: a crowd worker
+    answering their leased item and getting their current or a new comparison, with its
+    stored HTML when that is current. Anything else answers None, having changed nothing or
+    only recorded the answer, and the caller goes on with `annotation_submit` and
+    `assignment_current`, for which a recorded answer is a replay.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT outcome, completed_items, items_per_worker, round_pk, text_format, "
+            "next_token, next_item_id, prompt_html, first_html, second_html "
+            "FROM evalplatform_crowd_answer(%s, %s, %s, %s, %s, %s)",
+            [
+                session_token,
+                assignment_token,
+                shown_choice,
+                Assignment._meta.get_field("token").get_default(),
+                timezone.now(),
+                RENDERER_VERSION,
+            ],
+        )
+        row = cursor.fetchone()
+    outcome, completed, per_worker, round_pk, text_format, token, item_pk, *html = row
+    if outcome == "fallback" or token is None:
+        return None
+    if html[0] is None:
+        # Not rendered yet (or by an older renderer): rendered now and stored for next time.
+        texts = item_texts_shown(item_for_display(item_pk), text_format)
+    else:
+        # Safe: stored by text_shown, from annotation.rendering's escaping renderer.
+        texts = (mark_safe(html[0]), mark_safe(html[1]), mark_safe(html[2]))
+    return NextItem(
+        assignment_token=token,
+        completed_items=completed,
+        total=max(min(per_worker, round_item_count_recent(round_pk)), completed),
+        prompt_html=texts[0],
+        answer_a_html=texts[1],
+        answer_b_html=texts[2],
+    )

@@ -18,6 +18,7 @@ from annotation.models import (
     Response,
     Round,
 )
+from annotation.services.display import texts_render
 
 logger = logging.getLogger(__name__)
 
@@ -170,4 +171,13 @@ def round_add_missing_items(*, round_: Round) -> int:
         ],
         batch_size=2000,
     )
+    prompt_pks = {pair[0] for pair in pairs}
+    response_pks = {pk for pair in pairs for pk in pair[2:]}
+    if (
+        round_.text_format == Round.TextFormat.MARKDOWN
+        and len(prompt_pks) + len(response_pks) <= settings.ROUND_RENDER_MAX_TEXTS
+    ):
+        # Rendered now, once, so that the crowd path serves every item as stored. Larger
+        # rounds render each text when first shown, or all at once with `render_texts`.
+        texts_render(prompt_pks=prompt_pks, response_pks=response_pks)
     return len(pairs)

@@ -18,7 +18,7 @@ from annotation.screening import ATTEMPTS, QUESTIONS
 from annotation.screening import PRACTICE as PRACTICE_ITEMS
 from annotation.services import assignment as crowd
 from annotation.services.completion import completion_redirect, session_complete
-from annotation.services.display import text_shown
+from annotation.services.display import item_texts_shown
 from annotation.services.quality import worker_block_if_due
 from annotation.services.screening import (
     FAILED,
@@ -88,6 +88,7 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
     total = min(session.round.items_per_worker, item_count)
     context = {
         "session": session,
+        "session_token": session.token,
         "error": error,
         "done": session.completed_items,
         "total": max(total, session.completed_items),
@@ -105,22 +106,30 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
             context["completion_url"] = completion_redirect(session.round, code)
         return context
     item = selectors.item_for_display(assignment.item_id)
-    text_format = session.round.text_format
-    first, second = (
-        (item.candidate_response, item.baseline_response)
-        if item.candidate_first
-        else (item.baseline_response, item.candidate_response)
-    )
+    prompt_html, answer_a_html, answer_b_html = item_texts_shown(item, session.round.text_format)
     context.update(
         {
             "assignment_token": assignment.token,
             "position": session.completed_items + 1,
-            "prompt_html": text_shown(item.prompt, text_format),
-            "answer_a_html": text_shown(first, text_format),
-            "answer_b_html": text_shown(second, text_format),
+            "prompt_html": prompt_html,
+            "answer_a_html": answer_a_html,
+            "answer_b_html": answer_b_html,
         }
     )
     return context
+
+
+def _next_item_context(session_token: str, step: crowd.NextItem) -> dict:
+    return {
+        "session_token": session_token,
+        "assignment_token": step.assignment_token,
+        "done": step.completed_items,
+        "total": step.total,
+        "position": step.completed_items + 1,
+        "prompt_html": step.prompt_html,
+        "answer_a_html": step.answer_a_html,
+        "answer_b_html": step.answer_b_html,
+    }
 
 
 def _render_task(request: HtmxRequest, context: dict, status: int = 200) -> HttpResponse:
@@ -205,6 +214,14 @@ def crowd_practice(request: HtmxRequest, session_token: str) -> HttpResponse:
 
 @require_POST
 def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
+    if request.htmx and settings.CROWD_FAST_PATH:
+        step = crowd.answer_and_next(
+            session_token=session_token,
+            assignment_token=request.POST.get("assignment", ""),
+            shown_choice=request.POST.get("choice", ""),
+        )
+        if step is not None:
+            return _render_task(request, _next_item_context(session_token, step))
     session = _session_or_404(session_token)
     if screening_required(session):
         return _screening_gate(request, session)

@@ -5,17 +5,24 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotation import rendering
-from annotation.models import Response, Round
+from annotation.models import Prompt, Response, Round
 from annotation.services.display import text_shown
 from tests.factories import make_round
 
 pytestmark = pytest.mark.django_db
 
 
-def test_markdown_is_rendered_on_first_show_and_stored():
+def test_a_rounds_markdown_is_rendered_and_stored_when_the_round_is_made():
+    make_round(prompts=3, baselines=("a", "b"))
+    for text_of in [*Prompt.objects.all(), *Response.objects.all()]:
+        assert text_of.html_version == rendering.RENDERER_VERSION
+        assert text_of.html == rendering.render_markdown(text_of.text)
+
+
+def test_markdown_not_rendered_yet_is_rendered_on_first_show_and_stored():
     make_round(prompts=1)
+    Response.objects.update(html="", html_version=0)
     response = Response.objects.earliest("pk")
-    assert response.html_version == 0
     first = text_shown(response, Round.TextFormat.MARKDOWN)
     stored = Response.objects.get(pk=response.pk)
     assert stored.html == str(first) and stored.html_version == rendering.RENDERER_VERSION
@@ -36,7 +43,7 @@ def test_a_new_renderer_version_renders_again(monkeypatch):
 
 
 def test_plain_text_is_not_stored():
-    make_round(prompts=1)
+    make_round(prompts=1, text_format=Round.TextFormat.PLAIN)
     response = Response.objects.earliest("pk")
     Response.objects.filter(pk=response.pk).update(text="a <b>\n  c")
     response.refresh_from_db()

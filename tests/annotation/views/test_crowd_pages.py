@@ -118,7 +118,7 @@ def test_it_refuses_an_answer_for_someone_elses_item_with_a_clear_message(client
 
 
 def test_it_shows_html_in_model_output_as_text_and_still_renders_markdown(client, round_):
-    Response.objects.update(text=HOSTILE_OUTPUT)
+    Response.objects.update(text=HOSTILE_OUTPUT, html_version=0)
     html = client.get(start(client, round_)).content.decode()
     task = parsed(html[html.index('id="task"') :])
     tags = {tag for tag, _ in task.tags}
