@@ -495,3 +495,55 @@ class Battle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_a_id} vs {self.model_b_id}: {self.winner}"
+
+
+class ReportBuild(models.Model):
+    """A round's report built once for one state of what it depends on (its fingerprint):
+    the page, its figures and every download are served from it until that state changes."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="report_builds")
+    # The figures with the excluded workers' annotations (the page's comparison view).
+    include_excluded = models.BooleanField(default=False)
+    fingerprint = models.CharField(max_length=64)
+    # Counted annotations of the round when the fingerprint was taken.
+    annotations = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    # What the page shows (rendered sections, figure and file names); the files themselves are
+    # in the default storage under `storage_folder`.
+    page = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Moved on by every step of a running build: a build whose worker died goes quiet.
+    heartbeat_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["round", "include_excluded", "fingerprint"], name="report_build_once"
+            ),
+            # One build of a report at a time: viewers of a round that keeps changing wait on
+            # the running build instead of starting one each.
+            models.UniqueConstraint(
+                fields=["round", "include_excluded"],
+                condition=Q(status__in=["queued", "running"]),
+                name="report_build_one_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"report of round {self.round_id} ({self.status})"
+
+    @property
+    def storage_folder(self) -> str:
+        return f"reports/round-{self.round_id}/build-{self.pk}"

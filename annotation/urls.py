@@ -17,6 +17,11 @@ urlpatterns = [
         reports.round_report_download,
         name="round-report-download",
     ),
+    path(
+        "rounds/<int:round_id>/report/builds/<int:build_id>/<str:name>",
+        reports.round_report_figure,
+        name="round-report-figure",
+    ),
     path("imports/", research.imports, name="imports"),
     path("c/<str:crowd_token>/", crowd.crowd_landing, name="crowd-landing"),
     path("c/w/<str:session_token>/", crowd.crowd_work, name="crowd-work"),

@@ -8,7 +8,13 @@ app = Celery("evalplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each app's tasks.py, and each machine-side pipeline's.
 app.autodiscover_tasks(
-    ["annotation.import_jobs", "inference.generation", "inference.judge", "inference.training"]
+    [
+        "annotation.import_jobs",
+        "annotation.report_builds",
+        "inference.generation",
+        "inference.judge",
+        "inference.training",
+    ]
 )
 
 

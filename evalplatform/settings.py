@@ -199,6 +199,9 @@ ROUND_RENDER_MAX_TEXTS = env_int("ROUND_RENDER_MAX_TEXTS", 5000, minimum=0)
 API_KEYS = env_key_routes("API_KEYS", "OPENAI_API_KEY=https://api.openai.com/")
 # A model needs this many verdicts to be ranked on a leaderboard (it is listed either way).
 LEADERBOARD_MIN_VERDICTS = env_int("LEADERBOARD_MIN_VERDICTS", 30, minimum=0)
+# A round's report is built once per state of its annotations; up to this many annotations in
+# the request that first needs it, beyond on a Celery worker while the page shows progress.
+REPORT_INLINE_MAX_ANNOTATIONS = env_int("REPORT_INLINE_MAX_ANNOTATIONS", 5_000, minimum=0)
 
 LOGGING = {
     "version": 1,

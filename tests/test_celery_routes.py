@@ -11,8 +11,9 @@ def test_it_sends_judging_to_the_api_queue_and_training_to_the_train_queue():
     assert route_of("inference.training.tasks.train_model") == "train"
 
 
-def test_it_runs_imports_on_the_default_queue():
+def test_it_runs_imports_and_report_builds_on_the_default_queue():
     assert route_of("annotation.tasks.run_import_job") == "default"
+    assert route_of("annotation.tasks.build_report") == "default"
 
 
 def test_every_task_keeps_the_name_it_was_queued_under_before_the_pipelines_moved():
@@ -22,6 +23,7 @@ def test_every_task_keeps_the_name_it_was_queued_under_before_the_pipelines_move
     # Messages already in a queue name their task: renaming one would strand them.
     assert ours == {
         "annotation.tasks.run_import_job",
+        "annotation.tasks.build_report",
         "inference.tasks.judge_round",
         "inference.generation_tasks.generate_responses",
         "inference.training.tasks.train_model",

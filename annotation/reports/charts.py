@@ -5,7 +5,6 @@ figure state), so that they can be drawn from a web worker.
 """
 
 import io
-import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,16 +139,3 @@ def figure_bytes(figure: Figure, fmt: str, *, salt: str = "evalplatform") -> byt
     with matplotlib.rc_context({"svg.hashsalt": salt}):
         figure.savefig(buffer, format=fmt, dpi=150, metadata=metadata[fmt])
     return buffer.getvalue()
-
-
-def inline_svg(figure: Figure, *, salt: str) -> str:
-    """SVG markup to put inside an HTML page, its element ids prefixed with `salt` so that
-    several figures can share the page; the XML prolog and doctype are removed.
-
-    matplotlib escapes the text it writes (including the comments naming each text element),
-    so names chosen by users cannot close the markup.
-    """
-    svg = figure_bytes(figure, "svg", salt=salt).decode()
-    svg = re.sub(r"\A.*?(?=<svg\b)", "", svg, flags=re.DOTALL)
-    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{salt}-{m[1]}"', svg)
-    return re.sub(r'(href="#|url\(#)([^")]+)', lambda m: f"{m[1]}{salt}-{m[2]}", svg)

@@ -1,97 +1,126 @@
-"""A round's report page and its downloads: the same report the CLI writes and the API serves."""
+"""A round's report page and its downloads, served from the report's stored build (see
+annotation.report_builds): the same report the CLI writes and the API serves."""
 
 import mimetypes
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.core.files.storage import default_storage
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotFound,
+)
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
-from matplotlib.figure import Figure
 
 from annotation import selectors
 from annotation.http import ResearcherRequest
-from annotation.models import Round
-from annotation.reports.bradley_terry import ranked
-from annotation.reports.build import battle_groups, leaderboard
-from annotation.reports.charts import inline_svg, leaderboard_figure
-from annotation.reports.export import (
-    figure_1,
-    figure_2,
-    file_names,
-    group_title,
-    report_file,
-)
-from annotation.reports.frames import project_battles
-from annotation.reports.selectors import round_report
+from annotation.models import ReportBuild, Round
+from annotation.report_builds.services import report_state
 from annotation.reports.stats import MODE_TITLES, Mode
 
 CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".csv": "text/csv; charset=utf-8"}
+# Builds are never changed once done: their figures can be kept by the browser.
+FIGURE_MAX_AGE = 24 * 3600
 
 
-def _inline(figure: Figure, salt: str) -> str:
-    # Safe: the chart code escapes every text it draws (see charts.inline_svg).
-    return mark_safe(inline_svg(figure, salt=salt))
-
-
-def _leaderboard(round_: Round, requested: str | None) -> dict:
-    """The project's Bradley-Terry leaderboard from one group's verdicts (the first group
-    unless another is asked for)."""
-    battles = project_battles(round_.project_id)
-    groups = battle_groups(battles)
-    group = requested if requested in groups else (groups[0] if groups else "")
-    board = leaderboard(battles, group) if group else []
-    rows = ranked(board, min_verdicts=settings.LEADERBOARD_MIN_VERDICTS)
-    title = group_title(group)
-    return {
-        "board": rows,
-        "min_verdicts": settings.LEADERBOARD_MIN_VERDICTS,
-        "board_group": group,
-        "board_groups": [(g, group_title(g)) for g in groups],
-        "board_svg": _inline(leaderboard_figure(board, title=title), "board") if board else None,
-    }
+def _round(request: ResearcherRequest, round_id: int) -> Round:
+    rounds = selectors.rounds_for_user(request.user).select_related("candidate", "project")
+    return get_object_or_404(rounds, pk=round_id)
 
 
 @login_required
 @require_GET
 def round_report_page(request: ResearcherRequest, round_id: int) -> HttpResponse:
-    round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
-    asked = request.GET.get("mode")
-    mode: Mode = "item" if asked == "item" else "annotation"
+    round_ = _round(request, round_id)
+    mode: Mode = "item" if request.GET.get("mode") == "item" else "annotation"
     with_excluded = request.GET.get("excluded") == "include"
-    report = round_report(round_, include_excluded=with_excluded)
-    context = {
+    state = report_state(round_=round_, include_excluded=with_excluded)
+    context: dict = {
         "round": round_,
-        "report": report,
-        "exclusions": report.exclusions,
-        "with_excluded": report.includes_excluded,
+        "state": state,
+        "build": state.shown,
         "mode": mode,
-        "mode_title": MODE_TITLES[mode],
         "modes": MODE_TITLES,
-        "outcome_rows": [
-            (group_title(group), baseline, outcome)
-            for group, cells in report.outcomes(mode).items()
-            for baseline, outcome in cells.items()
-        ],
-        "humans_svg": _inline(figure_1(report, mode), "figure1") if report.human_groups else None,
-        "judges_svg": _inline(figure_2(report, mode), "figure2") if report.judge_groups else None,
-        "downloads": file_names(report),
-        **_leaderboard(round_, request.GET.get("leaderboard")),
+        "with_excluded": with_excluded,
     }
-    return render(request, "research/report.html", context)
+    if state.shown is not None:
+        page = state.shown.page
+        groups = [group for group, _ in page["board_groups"]]
+        asked = request.GET.get("leaderboard")
+        group = asked if asked in groups else (groups[0] if groups else "")
+        # Rendered from the report by the build, with the page's escaping (see the templates
+        # research/_report_body.html and research/_report_leaderboard.html).
+        context |= {
+            "body": mark_safe(page["body"][mode]),
+            "board": mark_safe(page["boards"][group][mode]) if group else "",
+            "board_group": group,
+            "exclusions": page["exclusions"],
+            "downloads": page["downloads"],
+        }
+    template = "research/_report.html" if request.htmx else "research/report.html"
+    return render(request, template, context)
+
+
+def _stored(build: ReportBuild, name: str, *, attachment: bool) -> FileResponse:
+    if name not in build.page.get("files", []):
+        raise Http404(f"The report has no file named {name!r}.")
+    suffix = name[name.rindex(".") :]
+    content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0]
+    return FileResponse(
+        default_storage.open(f"{build.storage_folder}/{name}", "rb"),
+        content_type=content_type or "application/octet-stream",
+        as_attachment=attachment,
+        filename=f"round-{build.round_id}-{name}",
+    )
 
 
 @login_required
 @require_GET
-def round_report_download(request: ResearcherRequest, round_id: int, name: str) -> HttpResponse:
-    round_ = get_object_or_404(selectors.rounds_for_user(request.user), pk=round_id)
-    report = round_report(round_)
-    if name not in file_names(report):
+def round_report_download(request: ResearcherRequest, round_id: int, name: str) -> HttpResponseBase:
+    """One file of the build the page showed (`?build=`), or of the round's current report."""
+    round_ = _round(request, round_id)
+    asked = request.GET.get("build", "")
+    if asked:
+        build = ReportBuild.objects.filter(
+            round=round_, pk=int(asked) if asked.isdigit() else 0, status=ReportBuild.Status.DONE
+        ).first()
+        if build is None:
+            return HttpResponseNotFound(
+                "A newer report replaced this one: reload the report page.",
+                content_type="text/plain; charset=utf-8",
+            )
+    else:
+        state = report_state(round_=round_, include_excluded=False)
+        if not state.current or state.shown is None:
+            response = HttpResponse(
+                "The report is being built; try again in a moment.",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["Retry-After"] = "5"
+            return response
+        build = state.shown
+    if name not in build.page.get("downloads", []):
         raise Http404(f"The report has no file named {name!r}.")
-    content = report_file(report, name)
-    suffix = name[name.rindex(".") :]
-    content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0]
-    response = HttpResponse(content, content_type=content_type or "application/octet-stream")
-    response["Content-Disposition"] = f'attachment; filename="round-{round_.pk}-{name}"'
+    return _stored(build, name, attachment=True)
+
+
+@login_required
+@require_GET
+def round_report_figure(
+    request: ResearcherRequest, round_id: int, build_id: int, name: str
+) -> HttpResponseBase:
+    """A figure the page shows, from the build that drew it."""
+    round_ = _round(request, round_id)
+    build = get_object_or_404(
+        ReportBuild, round=round_, pk=build_id, status=ReportBuild.Status.DONE
+    )
+    if not name.endswith(".svg"):
+        raise Http404(f"The report has no figure named {name!r}.")
+    response = _stored(build, name, attachment=False)
+    response["Cache-Control"] = f"private, max-age={FIGURE_MAX_AGE}, immutable"
     return response

@@ -1,6 +1,7 @@
 """Reports from the database: the real AlpacaEval run, the command's files, the page and the API."""
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from io import StringIO
 
@@ -52,6 +53,11 @@ def annotate(round_: Round, kind: str, name: str, choices: str, *, baseline: str
         )
         for item, letter in zip(items, choices, strict=False)
     )
+
+
+def served(response) -> bytes:
+    """The body of a file served from a stored report build."""
+    return b"".join(response.streaming_content)
 
 
 @pytest.fixture
@@ -208,7 +214,12 @@ def test_it_shows_the_report_page_to_a_member(client, judged_round):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count("<svg") == 3  # humans, judges, leaderboard
+    figures = re.findall(r'<img src="([^"]+)"', html)
+    assert len(figures) == 3  # humans, judges, leaderboard
+    for figure in figures:
+        response = client.get(figure)
+        assert response["Content-Type"] == "image/svg+xml"
+        ET.fromstring(served(response))
     assert "Human preference (Figure 1)" in html and "Judge preference (Figure 2)" in html
     assert "crowd \N{EN DASH} crowd" in html
     assert "Judge diagnostics: gpt-4" in html
@@ -244,9 +255,12 @@ def test_it_escapes_hostile_model_names_in_the_page(client):
     client.force_login(user)
 
     html = client.get(reverse("round-report", args=[round_.pk])).content.decode()
+    figures = [served(client.get(src)).decode() for src in re.findall(r'<img src="([^"]+)"', html)]
 
-    assert "<script>alert(1)" not in html
-    assert "<script>x" not in html
+    assert figures
+    for text in (html, *figures):
+        assert "<script>alert(1)" not in text
+        assert "<script>x" not in text
 
 
 def test_it_serves_each_download(client, judged_round):
@@ -255,13 +269,13 @@ def test_it_serves_each_download(client, judged_round):
     def get(name: str):
         return client.get(reverse("round-report-download", args=[judged_round.pk, name]))
 
-    assert get("figure1.png").content.startswith(b"\x89PNG")
-    assert get("figure2.pdf").content.startswith(b"%PDF")
-    ET.fromstring(get("figure1.svg").content)
+    assert served(get("figure1.png")).startswith(b"\x89PNG")
+    assert served(get("figure2.pdf")).startswith(b"%PDF")
+    ET.fromstring(served(get("figure1.svg")))
     summary = get("summary.json")
     assert summary["Content-Type"] == "application/json"
     assert f'filename="round-{judged_round.pk}-summary.json"' in summary["Content-Disposition"]
-    assert json.loads(summary.content)["round"] == judged_round.pk
+    assert json.loads(served(summary))["round"] == judged_round.pk
     assert get("agreement.csv")["Content-Type"].startswith("text/csv")
     assert get("settings.py").status_code == 404
     assert get("figure3.png").status_code == 404

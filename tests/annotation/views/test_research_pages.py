@@ -250,7 +250,7 @@ def test_a_researcher_excludes_a_worker_with_a_reason_and_the_report_says_so(cli
     with_them = client.get(reverse("round-report", args=[round_.pk]), {"excluded": "include"})
     assert "These figures <strong>include</strong> their annotations" in with_them.content.decode()
     download = reverse("round-report-download", args=[round_.pk, "summary.json"])
-    summary = json.loads(client.get(download).content)
+    summary = json.loads(b"".join(client.get(download).streaming_content))
     assert summary["excluded_workers"] == [{"worker_id": "speedy", "reason": "always A"}]
     assert summary["includes_excluded_workers"] is False and summary["groups"] == {}
 
