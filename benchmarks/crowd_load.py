@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +61,7 @@ def server_environment(database_url: str) -> dict[str, str]:
         "SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         # Plain HTTP on loopback: the trial mode of docs/deploy.md.
-        "SECURE_COOKIES": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "EVALPLATFORM_PLAIN_HTTP": "1",
+        "PLAIN_HTTP": "1",
         "CROWD_RATE_LIMITS": "0",
     }
 
@@ -158,15 +157,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SERVER_LOG = Path(tempfile.gettempdir()) / "crowd_load_server.log"
+
+
 def server_start(database_url: str, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        ["sh", str(ROOT / "docker" / "entrypoint.sh"), "web"],
-        cwd=ROOT,
-        env={**server_environment(database_url), "BIND": f"127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    # The server's log goes to a file: a pipe nobody reads would stall it once full.
+    with SERVER_LOG.open("wb") as log:
+        server = subprocess.Popen(
+            ["sh", str(ROOT / "docker" / "entrypoint.sh"), "web"],
+            cwd=ROOT,
+            env={**server_environment(database_url), "BIND": f"127.0.0.1:{port}"},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -174,7 +178,7 @@ def server_start(database_url: str, port: int) -> subprocess.Popen:
                 return server
         except OSError:
             if server.poll() is not None:
-                sys.exit(f"the web server did not start:\n{server.stderr.read().decode()}")
+                sys.exit(f"the web server did not start:\n{SERVER_LOG.read_text()}")
             time.sleep(0.2)
     sys.exit("the web server did not listen within 60 s")
 
@@ -239,6 +243,7 @@ class Run:
     acknowledged: int = 0
     refused: int = 0
     errors: int = 0
+    setup_failures: int = 0
     latencies: list[float] = field(default_factory=list)
     measuring: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -254,13 +259,21 @@ async def crowd_worker(
     think_mean: float,
 ) -> None:
     landing = f"{base}/c/{crowd_token}/"
-    async with http.get(landing, params={"worker_id": name}) as reply:
-        await reply.read()
-    csrf = http.cookie_jar.filter_cookies(yarl.URL(landing))["csrftoken"].value
-    async with http.post(landing, data={"csrfmiddlewaretoken": csrf, "worker_id": name}) as reply:
-        page = await reply.text()
-        work_url = str(reply.url)
-    found = TOKEN.search(page)
+    found, csrf, work_url = None, "", ""
+    for _attempt in range(3):
+        try:
+            async with http.get(landing, params={"worker_id": name}) as reply:
+                await reply.read()
+            csrf = http.cookie_jar.filter_cookies(yarl.URL(landing))["csrftoken"].value
+            data = {"csrfmiddlewaretoken": csrf, "worker_id": name}
+            async with http.post(landing, data=data) as reply:
+                page = await reply.text()
+                work_url = str(reply.url)
+            found = TOKEN.search(page)
+            break
+        except (KeyError, TimeoutError, aiohttp.ClientError):
+            run.setup_failures += 1
+    # Every worker passes the barrier, started or not, so that the run never waits for one.
     await ready.wait()
     headers = {"HX-Request": "true", "X-CSRFToken": csrf, "HX-Current-URL": work_url}
     answer_url = f"{work_url}answer/"
@@ -450,6 +463,8 @@ async def measure(args, base: str, crowd_token: str, meter: CpuMeter) -> tuple[l
             }
         )
         print(_row(rows[-1]), flush=True)
+        if run.setup_failures:
+            print(f"      ({run.setup_failures} failed attempts to start a worker's session)")
     return rows, acknowledged
 
 

@@ -2,7 +2,8 @@
 # Entry point of the evalplatform image. The first argument names the role:
 #   web             apply migrations, then serve evalplatform.wsgi with gunicorn on :8000
 #                   (more gunicorn flags: the remaining arguments, or GUNICORN_CMD_ARGS;
-#                   worker processes: WEB_CONCURRENCY, default 3)
+#                   worker processes: WEB_CONCURRENCY, default 3, each with WEB_THREADS
+#                   threads, default 4: gthread, since a request mostly waits on PostgreSQL)
 #   worker ARGS...  celery -A evalplatform worker ARGS... (queues, concurrency, pool, name)
 #   anything else   run as given, e.g. `python manage.py createsuperuser`
 set -eu
@@ -16,6 +17,8 @@ case "$role" in
         exec gunicorn evalplatform.wsgi:application \
             --bind "${BIND:-0.0.0.0:8000}" \
             --workers "${WEB_CONCURRENCY:-3}" \
+            --worker-class "${WEB_WORKER_CLASS:-gthread}" \
+            --threads "${WEB_THREADS:-4}" \
             --access-logfile - \
             "$@"
         ;;
