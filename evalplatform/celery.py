@@ -6,11 +6,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
 
 app = Celery("evalplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Each app's tasks.py, and each machine-side pipeline's.
+# Each app's tasks.py, each machine-side pipeline's, and the sweeper of lost runs (inference).
 app.autodiscover_tasks(
     [
         "annotation.import_jobs",
         "annotation.report_builds",
+        "inference",
         "inference.generation",
         "inference.judge",
         "inference.training",

@@ -166,9 +166,18 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # With late acknowledgement Redis re-delivers a task still running after this long: it must
     # outlast the longest generation or training task (12 hours by default).
+    # A broker that is down makes a launch fail in about two seconds (one retry), not hang.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600, minimum=60)
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600, minimum=60),
+        "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1, minimum=1),
     }
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1, minimum=1)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -179,8 +188,24 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.tasks.judge_round": {"queue": "api"},
     "inference.training.tasks.train_model": {"queue": "train"},
+    "inference.tasks.sweep_runs": {"queue": "default"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
+# Runs recover by themselves: a worker that has not written its heartbeat for RUN_STALE_SECONDS
+# is taken to be dead and its run is taken over; `celery beat` sends the sweeper every
+# RUN_SWEEP_SECONDS, which re-queues such runs and those queued for RUN_REQUEUE_AFTER_SECONDS
+# whose task message is gone from the broker.
+RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 300, minimum=1)
+RUN_SWEEP_SECONDS = env_int("RUN_SWEEP_SECONDS", 60, minimum=1)
+RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120, minimum=0)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-runs": {
+        "task": "inference.tasks.sweep_runs",
+        "schedule": float(RUN_SWEEP_SECONDS),
+        # Sweeps piled up while no worker ran are dropped: the next one does their work.
+        "options": {"expires": float(RUN_SWEEP_SECONDS)},
+    }
+}
 
 # Crowd assignment defaults (a round can override each).
 CROWD_LEASE_SECONDS = env_int("CROWD_LEASE_SECONDS", 30 * 60, minimum=10)

@@ -14,6 +14,7 @@ def test_it_sends_judging_to_the_api_queue_and_training_to_the_train_queue():
 def test_it_runs_imports_and_report_builds_on_the_default_queue():
     assert route_of("annotation.tasks.run_import_job") == "default"
     assert route_of("annotation.tasks.build_report") == "default"
+    assert route_of("inference.tasks.sweep_runs") == "default"
 
 
 def test_every_task_keeps_the_name_it_was_queued_under_before_the_pipelines_moved():
@@ -27,5 +28,6 @@ def test_every_task_keeps_the_name_it_was_queued_under_before_the_pipelines_move
         "inference.tasks.judge_round",
         "inference.generation_tasks.generate_responses",
         "inference.training.tasks.train_model",
+        "inference.tasks.sweep_runs",
     }
     assert app.tasks["inference.tasks.judge_round"].__module__ == "inference.judge.tasks"

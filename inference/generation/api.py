@@ -29,6 +29,7 @@ from inference.generation.services import (
     generation_launch,
     model_register,
 )
+from inference.runs import QueueUnavailable
 
 
 class GenerationLaunchInputSerializer(serializers.Serializer):
@@ -89,7 +90,10 @@ class RoundGenerationAPI(APIView):
     def get(self, request: Request, round_id: int) -> Response:
         return Response(_generation_data(self._round(request, round_id)))
 
-    @extend_schema(request=GenerationLaunchInputSerializer, responses={202: GenerationSerializer})
+    @extend_schema(
+        request=GenerationLaunchInputSerializer,
+        responses={202: GenerationSerializer, 503: DetailSerializer},
+    )
     def post(self, request: Request, round_id: int) -> Response:
         round_ = self._round(request, round_id)
         params = GenerationLaunchInputSerializer(data=request.data)
@@ -98,6 +102,8 @@ class RoundGenerationAPI(APIView):
             generation_launch(round_=round_, user=request_user(request), **params.validated_data)
         except GenerationInvalid as error:
             raise serializers.ValidationError({"detail": str(error)}) from None
+        except QueueUnavailable as down:
+            return Response({"detail": str(down)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(_generation_data(round_), status=status.HTTP_202_ACCEPTED)
 
 

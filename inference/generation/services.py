@@ -6,11 +6,17 @@ task on its backend's queue (`gpu`, `api`, `default`) once the transaction commi
 key (`backends.base.settings_key`: the sampling, the seed and the model's options that shape
 the text). A round launched with the settings of an earlier one reuses its responses; one
 launched with other settings gets its own beside them.
+
+A task is committed as queued before its message is sent: if the broker is unreachable the
+launch raises `QueueUnavailable`, and the task is sent again by the sweeper
+(`generation_tasks_requeue_lost`, from `celery beat`) or by the next launch of the round.
 """
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import Q
@@ -30,6 +36,7 @@ from inference.backends.base import (
 from inference.generation.models import GenerationRun, GenerationTask
 from inference.generation.selectors import prompts_missing_response, round_models
 from inference.generation.tasks import generate_responses
+from inference.runs import enqueue, leases_requeue_lost, new_task_id, queued_marker
 
 Status = GenerationRun.Status
 
@@ -137,7 +144,8 @@ def generation_launch(
     key, recorded on the round): ones that exist already, from an earlier run or another round
     launched the same way, are reused. A run already queued or running is returned as it is
     (a second click launches nothing); after a failed, cancelled or finished run a new one with
-    the same settings makes only what is still missing.
+    the same settings makes only what is still missing. Launching a run again also sends again
+    the tasks of its that were lost (see `generation_tasks_requeue_lost`), at once.
     """
     # Locked, so that two launches at once make one run; read afresh with its models.
     round_ = (
@@ -145,6 +153,8 @@ def generation_launch(
     )
     active = round_.generation_runs.filter(status__in=[Status.QUEUED, Status.RUNNING]).first()
     if active is not None:
+        lost = _tasks_requeue_lost(active.tasks.all(), queued_for=timedelta(0))
+        transaction.on_commit(lambda: _enqueue_all(lost))
         return active
     seed = round_.seed if seed is None else seed
     generated = [m for m in round_models(round_) if m.backend != LanguageModel.Backend.IMPORTED]
@@ -178,6 +188,7 @@ def generation_launch(
     queued = []
     for model in generated:
         missing = prompts_missing_response(model, round_, keys[model.pk]).count()
+        task_id = new_task_id()
         task = GenerationTask.objects.create(
             run=run,
             model=model,
@@ -187,9 +198,11 @@ def generation_launch(
             done=needed - missing,
             status=Status.QUEUED if missing else Status.DONE,
             finished_at=None if missing else timezone.now(),
+            worker=queued_marker(task_id) if missing else "",
+            heartbeat_at=timezone.now() if missing else None,
         )
         if missing:
-            queued.append(task)
+            queued.append((task, task_id))
     if not queued:
         run.status = Status.DONE
         run.finished_at = timezone.now()
@@ -197,16 +210,36 @@ def generation_launch(
     # Pairs whose responses all exist already (imported ones, an earlier run) need no worker.
     round_add_missing_items(round_=round_)
 
-    def enqueue_queued() -> None:
-        for task in queued:
-            _enqueue(task)
-
-    transaction.on_commit(enqueue_queued)
+    transaction.on_commit(lambda: _enqueue_all([(t.pk, t.queue, i) for t, i in queued]))
     return run
 
 
-def _enqueue(task: GenerationTask) -> None:
-    generate_responses.apply_async(args=(task.pk,), queue=task.queue)
+def _enqueue_all(tasks: list[tuple[int, str, str]]) -> None:
+    """Send each (task, queue, task id); raises QueueUnavailable, the rest left to the sweeper."""
+    for pk, queue, task_id in tasks:
+        enqueue(generate_responses, pk, task_id=task_id, queue=queue)
+
+
+def _tasks_requeue_lost(tasks: Any, *, queued_for: timedelta) -> list[tuple[int, str, str]]:
+    queues = dict(tasks.values_list("pk", "queue"))
+    lost = leases_requeue_lost(
+        tasks,
+        queued=Status.QUEUED,
+        live=(Status.RUNNING,),
+        queues=set(queues.values()),
+        queued_for=queued_for,
+    )
+    return [(pk, queues[pk], task_id) for pk, task_id in lost]
+
+
+def generation_tasks_requeue_lost() -> int:
+    """Send again every generation task whose task was lost (see `leases_requeue_lost`)."""
+    active = GenerationTask.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
+    lost = _tasks_requeue_lost(
+        active, queued_for=timedelta(seconds=django_settings.RUN_REQUEUE_AFTER_SECONDS)
+    )
+    _enqueue_all(lost)
+    return len(lost)
 
 
 @transaction.atomic

@@ -20,6 +20,7 @@ from inference.generation.services import (
     generation_launch,
     model_register,
 )
+from inference.runs import QueueUnavailable
 
 
 def _generation_context(round_: Round) -> dict[str, Any]:
@@ -45,6 +46,9 @@ def round_generation(request: ResearcherRequest, round_id: int) -> HttpResponse:
             )
         except GenerationInvalid as invalid:
             form.add_error(None, str(invalid))
+        except QueueUnavailable as down:
+            messages.error(request, str(down))
+            return redirect("generation-round", round_id=round_.pk)
         else:
             messages.success(request, f"Generation {run.pk} is {run.status}.")
             return redirect("generation-round", round_id=round_.pk)

@@ -127,19 +127,27 @@ _SETTINGS_CHANGED = (
 )
 
 
-def generation_run_model(*, task_id: int) -> str:
-    """Generate one model's missing responses for a run; safe to run twice."""
-    # A second delivery takes the task over: the responses it writes are unique per prompt, so
-    # the two never write one twice, and the task ends once either has made them all.
+def generation_run_model(*, task_id: int, celery_task_id: str | None = None) -> str:
+    """Generate one model's missing responses for a run; safe to run twice.
+
+    A task another worker is generating (fresh heartbeat) is left alone; one whose worker died
+    is taken over, and makes only the responses still missing (they are unique per prompt, so
+    none is written twice). A delivery of `celery_task_id` that finds an earlier delivery of it
+    holding the task raises `LeaseBusy` (see `lease_claim`).
+    """
     lease = lease_claim(
         GenerationTask,
         task_id,
-        claimable=(Status.QUEUED, Status.RUNNING),
+        claimable=(Status.QUEUED,),
+        live=(Status.RUNNING,),
         status=Status.RUNNING,
+        task_id=celery_task_id,
         started_at=timezone.now(),
+        message="",
     )
     if lease is None:
-        return "already finished"
+        status = GenerationTask.objects.values_list("status", flat=True).get(pk=task_id)
+        return "running on another worker" if status == Status.RUNNING else "already finished"
     task = GenerationTask.objects.select_related("run__round", "model").get(pk=task_id)
     GenerationRun.objects.filter(pk=task.run_id, status=Status.QUEUED).update(status=Status.RUNNING)
     with Heartbeat(lease):
@@ -184,14 +192,15 @@ def _generate(task: GenerationTask, lease: Lease) -> str:
     ]
     writer = _Writer(task, backend.describe(sampling))
     results = backend.generate(requests, sampling)
-    cancelled = False
+    stopped = False
     try:
         for result in results:
             writer.add(result)
             if writer.due():
                 writer.write()
-                if lease.status() == Status.CANCELLED:
-                    cancelled = True
+                # Cancelled, or taken over by another worker after this one seemed dead.
+                if not lease.held():
+                    stopped = True
                     break
     finally:
         # Backends' generate() are generators (the Backend protocol says only Iterator): closing
@@ -199,7 +208,9 @@ def _generate(task: GenerationTask, lease: Lease) -> str:
         if isinstance(results, Generator):
             results.close()
     writer.write()
-    if cancelled or lease.status() == Status.CANCELLED:
+    if stopped or not lease.held():
+        if not lease.held(unless=()):
+            return "taken over by another worker"
         _run_settle(task.run_id)
         return "cancelled"
     task.refresh_from_db()

@@ -14,11 +14,13 @@ from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import ReturnList
 from rest_framework.views import APIView
 
+from annotation.api.common import DetailSerializer
 from annotation.models import Round
 from annotation.selectors import rounds_for_user
 from inference.judge import selectors, services
 from inference.judge.models import Judge, JudgeRun
 from inference.judge.prompts import JudgeInvalid
+from inference.runs import QueueUnavailable
 
 
 class JudgeStartInputSerializer(serializers.Serializer):
@@ -68,7 +70,8 @@ class RoundJudgesAPI(APIView):
         return Response(_runs_data(round_))
 
     @extend_schema(
-        request=JudgeStartInputSerializer, responses={202: JudgeRunSerializer(many=True)}
+        request=JudgeStartInputSerializer,
+        responses={202: JudgeRunSerializer(many=True), 503: DetailSerializer},
     )
     def post(self, request: Request, round_id: int) -> Response:
         round_ = get_object_or_404(rounds_for_user(request.user), pk=round_id)
@@ -82,16 +85,23 @@ class RoundJudgesAPI(APIView):
             services.judge_run_start(round_=round_, judge=judge)
         except JudgeInvalid as invalid:
             raise serializers.ValidationError({"detail": str(invalid)}) from None
+        except QueueUnavailable as down:
+            return Response({"detail": str(down)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(_runs_data(round_), status=status.HTTP_202_ACCEPTED)
 
 
 class JudgeRunRetryAPI(APIView):
     """Put a run's failed calls back in line and queue the run."""
 
-    @extend_schema(request=None, responses={202: JudgeRunSerializer(many=True)})
+    @extend_schema(
+        request=None, responses={202: JudgeRunSerializer(many=True), 503: DetailSerializer}
+    )
     def post(self, request: Request, run_id: int) -> Response:
         run = get_object_or_404(
             JudgeRun.objects.filter(round__in=rounds_for_user(request.user)), pk=run_id
         )
-        services.judge_run_retry_failed(run=run)
+        try:
+            services.judge_run_retry_failed(run=run)
+        except QueueUnavailable as down:
+            return Response({"detail": str(down)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(_runs_data(run.round), status=status.HTTP_202_ACCEPTED)

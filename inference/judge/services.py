@@ -1,17 +1,30 @@
 """Actions on judges and their runs: create a judge, attach it to a round, queue its run, retry
-its failures. The run itself is `worker.judge_run_execute`, on the `api` queue."""
+its failures, re-queue runs whose task was lost. The run itself is `worker.judge_run_execute`,
+on the `api` queue."""
 
+from datetime import timedelta
+
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from annotation.models import Annotator, Project, Round
 from inference.clients.openai_compat import key_route_problem
 from inference.judge.models import Judge, JudgeCall, JudgeRun
 from inference.judge.prompts import DEFAULT_TEMPLATE, JudgeInvalid, template_for
 from inference.judge.tasks import judge_round
-from inference.runs import lease_is_live
+from inference.runs import (
+    enqueue,
+    lease_is_live,
+    leases_requeue_lost,
+    new_task_id,
+    queued_marker,
+)
 
 LIVE = (JudgeRun.Status.RUNNING,)
+# The queue the judge's task is routed to (settings.CELERY_TASK_ROUTES).
+QUEUE = "api"
 # ---------------------------------------------------------------- judges
 
 
@@ -79,15 +92,27 @@ def judge_run_attach(*, round_: Round, judge: Judge) -> JudgeRun:
     return run
 
 
-def judge_run_start(*, round_: Round, judge: Judge) -> JudgeRun:
-    """Attach the judge to the round and queue its missing calls on the `api` queue."""
+def judge_run_start(*, round_: Round, judge: Judge) -> tuple[JudgeRun, bool]:
+    """Attach the judge to the round and queue its missing calls on the `api` queue; returns the
+    run and whether it was queued (not when a live worker is executing it already).
+
+    The run is committed as queued before its task is sent: if the broker is unreachable this
+    raises `QueueUnavailable` and the sweeper sends the task once the broker is back.
+    """
     with transaction.atomic():
         run = judge_run_attach(round_=round_, judge=judge)
-        if not lease_is_live(run, LIVE):
-            JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.QUEUED, message="")
-            transaction.on_commit(lambda: judge_round.delay(run.pk))
+        queued = not lease_is_live(run, LIVE)
+        if queued:
+            task_id = new_task_id()
+            JudgeRun.objects.filter(pk=run.pk).update(
+                status=JudgeRun.Status.QUEUED,
+                message="",
+                worker=queued_marker(task_id),
+                heartbeat_at=timezone.now(),
+            )
+            transaction.on_commit(lambda: enqueue(judge_round, run.pk, task_id=task_id))
     run.refresh_from_db()
-    return run
+    return run, queued
 
 
 def judge_run_retry_failed(*, run: JudgeRun) -> int:
@@ -98,3 +123,17 @@ def judge_run_retry_failed(*, run: JudgeRun) -> int:
         )
         judge_run_start(round_=run.round, judge=run.judge)
     return count
+
+
+def judge_runs_requeue_lost() -> int:
+    """Send again the task of every run whose task was lost (see `leases_requeue_lost`)."""
+    lost = leases_requeue_lost(
+        JudgeRun.objects.all(),
+        queued=JudgeRun.Status.QUEUED,
+        live=LIVE,
+        queues=[QUEUE],
+        queued_for=timedelta(seconds=django_settings.RUN_REQUEUE_AFTER_SECONDS),
+    )
+    for run_id, task_id in lost:
+        enqueue(judge_round, run_id, task_id=task_id)
+    return len(lost)

@@ -12,6 +12,7 @@ from inference.judge import selectors, services
 from inference.judge.forms import JudgeStartForm
 from inference.judge.models import Judge, JudgeRun
 from inference.judge.prompts import JudgeInvalid
+from inference.runs import QueueUnavailable
 
 
 @login_required
@@ -32,11 +33,15 @@ def round_judges(request: ResearcherRequest, round_id: int) -> HttpResponse:
                     project=round_.project, name=data["name"], **settings
                 )[0]
             )
-            services.judge_run_start(round_=round_, judge=judge)
+            _, queued = services.judge_run_start(round_=round_, judge=judge)
         except JudgeInvalid as invalid:
             form.add_error(None, str(invalid))
+        except QueueUnavailable as down:
+            messages.error(request, str(down))
+            return redirect("judge-round", round_id=round_.pk)
         else:
-            messages.success(request, f"Judge {judge.name!r} is queued on this round.")
+            state = "queued" if queued else "already running"
+            messages.success(request, f"Judge {judge.name!r} is {state} on this round.")
             return redirect("judge-round", round_id=round_.pk)
     progress = selectors.round_judge_progress(round_)
     runs = [
@@ -59,6 +64,10 @@ def run_retry_failed(request: ResearcherRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(
         JudgeRun.objects.filter(round__in=rounds_for_user(request.user)), pk=run_id
     )
-    count = services.judge_run_retry_failed(run=run)
-    messages.success(request, f"{count} failed call{'s' if count != 1 else ''} queued again.")
+    try:
+        count = services.judge_run_retry_failed(run=run)
+    except QueueUnavailable as down:
+        messages.error(request, str(down))
+    else:
+        messages.success(request, f"{count} failed call{'s' if count != 1 else ''} queued again.")
     return redirect("judge-round", round_id=run.round_id)

@@ -32,7 +32,7 @@ from inference.judge.calls import (
 from inference.judge.models import Judge, JudgeCache, JudgeCall, JudgeRun
 from inference.judge.prompts import JudgeInvalid, Template, template_for
 from inference.judge.verdicts import combine_orders
-from inference.runs import Lease, lease_claim
+from inference.runs import Lease, heartbeat_seconds, lease_claim
 
 logger = logging.getLogger(__name__)
 
@@ -41,21 +41,26 @@ Status = JudgeRun.Status
 WAITING = (Status.QUEUED, Status.DONE, Status.FAILED)
 LIVE = (Status.RUNNING,)
 # Outcomes are written in batches, at most this often, so that the database keeps up; with
-# nothing to write, the heartbeat alone is written this often.
+# nothing to write, the heartbeat alone is written this often (or more, for a short stale period).
 WRITE_EVERY_SECONDS = 0.25
 HEARTBEAT_EVERY_SECONDS = 10.0
+TAKEN_OVER = "another worker took the run over"
 # Passes over calls put back in line during a run, before it ends.
 MORE_PASSES = 3
 
 Progress = Callable[[JudgeRun], None]
 
 
-def judge_run_execute(*, run_id: int, progress: Progress | None = None) -> JudgeRun:
+def judge_run_execute(
+    *, run_id: int, progress: Progress | None = None, task_id: str | None = None
+) -> JudgeRun:
     """Make every call of the run that is not made yet, and record the verdicts.
 
     Safe to run twice: a run another worker is executing (fresh heartbeat) is left alone, and
-    calls already done or failed are not made again. Only the worker's own thread touches the
-    database; the calls run on a thread pool.
+    calls already done or failed are not made again; one whose worker died is taken over. A
+    delivery of task `task_id` that finds an earlier delivery of it holding the run raises
+    `LeaseBusy` (see `lease_claim`). Only the worker's own thread touches the database; the
+    calls run on a thread pool.
     """
     now = timezone.now()
     lease = lease_claim(
@@ -64,6 +69,7 @@ def judge_run_execute(*, run_id: int, progress: Progress | None = None) -> Judge
         claimable=WAITING,
         live=LIVE,
         status=Status.RUNNING,
+        task_id=task_id,
         started_at=now,
         finished_at=None,
         message="",
@@ -192,13 +198,16 @@ def _execute(
             for job in jobs
         }
         written_at = time.monotonic()
+        beat_every = min(HEARTBEAT_EVERY_SECONDS, heartbeat_seconds())
         try:
             while futures:
                 done, futures = wait(
                     futures, timeout=WRITE_EVERY_SECONDS, return_when=ALL_COMPLETED
                 )
-                if done or time.monotonic() - written_at > HEARTBEAT_EVERY_SECONDS:
-                    _write_outcomes(run, [f.result() for f in done], lease)
+                if done or time.monotonic() - written_at > beat_every:
+                    # A worker that lost the run stops sending calls: the new holder makes them.
+                    if not _write_outcomes(run, [f.result() for f in done], lease):
+                        stop.set(TAKEN_OVER)
                     written_at = time.monotonic()
                 if done and progress:
                     progress(run)
@@ -276,8 +285,9 @@ def _cache_row(outcome: CallOutcome, judge: Judge) -> JudgeCache:
     )
 
 
-def _write_outcomes(run: JudgeRun, outcomes: list[CallOutcome], lease: Lease) -> None:
-    """One transaction per batch: the calls, the new cache entries, the finished items."""
+def _write_outcomes(run: JudgeRun, outcomes: list[CallOutcome], lease: Lease) -> bool:
+    """One transaction per batch: the calls, the new cache entries, the finished items; False
+    once the run is no longer this worker's."""
     now = timezone.now()
     finished = [o for o in outcomes if o.status != JudgeCall.Status.PENDING]
     done = [o for o in finished if o.status == JudgeCall.Status.DONE]
@@ -292,7 +302,7 @@ def _write_outcomes(run: JudgeRun, outcomes: list[CallOutcome], lease: Lease) ->
             pk__in=[o.call_id for o in done], item__isnull=False
         ).values_list("item_id", flat=True)
         _finalize_items(run, set(item_ids))
-        lease.beat()
+        return lease.beat()
 
 
 def _finalize_items(run: JudgeRun, item_ids: Iterable[int] | None = None) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
-from inference.runs import STALE_AFTER
+from inference.runs import stale_after
 from inference.training.worker import TrainingBusy, training_run_execute
 
 
@@ -24,5 +24,5 @@ def train_model(self: Any, run_id: int) -> str:
     try:
         run = training_run_execute(run_id=run_id)
     except TrainingBusy as busy:
-        raise self.retry(countdown=STALE_AFTER.total_seconds(), exc=busy) from None
+        raise self.retry(countdown=stale_after().total_seconds(), exc=busy) from None
     return f"{run.status}: {run.message}" if run.message else run.status

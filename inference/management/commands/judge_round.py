@@ -6,6 +6,7 @@ from annotation.models import Project, Round
 from inference.judge import selectors, services, worker
 from inference.judge.models import DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, Judge, JudgeRun
 from inference.judge.prompts import JudgeInvalid
+from inference.runs import QueueUnavailable
 
 # How often --wait prints progress while another worker runs the judge.
 POLL_SECONDS = 2.0
@@ -41,9 +42,13 @@ class Command(BaseCommand):
             raise CommandError(f"Round {round_.pk} is not in project {options['project']!r}.")
         judge = self._judge(round_.project, options)
         if not options["wait"]:
-            run = services.judge_run_start(round_=round_, judge=judge)
+            try:
+                run, queued = services.judge_run_start(round_=round_, judge=judge)
+            except QueueUnavailable as down:
+                raise CommandError(str(down)) from down
+            state = "queued" if queued else f"already running on {run.worker}"
             self.stdout.write(
-                f"Judge {judge.name!r} queued on round {round_.pk} (run {run.pk}); "
+                f"Judge {judge.name!r} {state} on round {round_.pk} (run {run.pk}); "
                 f"follow it at /inference/rounds/{round_.pk}/judges/"
             )
             return

@@ -8,6 +8,7 @@ from annotation.models import Round
 from inference.generation.models import GenerationRun
 from inference.generation.selectors import generation_progress
 from inference.generation.services import GenerationInvalid, generation_launch
+from inference.runs import QueueUnavailable
 
 POLL_SECONDS = 1.0
 BAR_WIDTH = 30
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             run = generation_launch(
                 round_=round_, sampling=options["sampling"], seed=options["seed"]
             )
-        except GenerationInvalid as invalid:
+        except (GenerationInvalid, QueueUnavailable) as invalid:
             raise CommandError(str(invalid)) from invalid
         queues = sorted(set(run.tasks.values_list("queue", flat=True)))
         self.stdout.write(

@@ -1,8 +1,10 @@
 """Generation services on the database, the task body called directly (no worker)."""
 
 import sys
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from annotation.models import Item, LanguageModel, Response
 from annotation.services.rounds import round_create
@@ -16,6 +18,7 @@ from inference.generation.services import (
 )
 from inference.generation.worker import generation_run_model
 from inference.models import GenerationFailure, GenerationRun, GenerationTask
+from inference.runs import stale_after
 from tests.factories import make_model_with_responses, make_project, make_prompt_set
 from tests.support.openai_completions_server import OpenAICompletionsServer
 from tests.support.tiny_model import build_tiny_model
@@ -191,14 +194,27 @@ def test_it_writes_nothing_twice_when_a_task_is_delivered_again(project, prompt_
     run = generation_launch(round_=round_)
     [task] = run.tasks.all()
     generation_run_model(task_id=task.pk)
-    # A worker that died after writing: the broker delivers the task again.
-    GenerationTask.objects.filter(pk=task.pk).update(status=Status.RUNNING)
+    # A worker that died after writing (its heartbeat went stale): the task is delivered again.
+    died = timezone.now() - stale_after() - timedelta(seconds=1)
+    GenerationTask.objects.filter(pk=task.pk).update(status=Status.RUNNING, heartbeat_at=died)
     server.log.clear()
     assert generation_run_model(task_id=task.pk) == "nothing missing"
     assert server.log == []
     assert generation_run_model(task_id=task.pk) == "already finished"
     assert Response.objects.filter(model=candidate).count() == 5
     assert Item.objects.filter(round=round_).count() == 5
+
+
+def test_a_task_another_live_worker_generates_is_left_alone(project, prompt_set, server):
+    round_ = make_generated_round(project, prompt_set, api_model(project, server))
+    [task] = generation_launch(round_=round_).tasks.all()
+    GenerationTask.objects.filter(pk=task.pk).update(
+        status=Status.RUNNING, worker="gpu-1:7:elsewhere", heartbeat_at=timezone.now()
+    )
+    assert generation_run_model(task_id=task.pk) == "running on another worker"
+    assert server.log == []
+    task.refresh_from_db()
+    assert (task.status, task.worker) == (Status.RUNNING, "gpu-1:7:elsewhere")
 
 
 def test_it_returns_the_active_run_when_launched_twice(project, prompt_set, server):

@@ -4,6 +4,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from annotation.models import Annotation
 from inference.models import Judge, JudgeRun
@@ -67,6 +68,18 @@ def test_without_wait_it_queues_the_run_for_a_worker(server):
     assert run.status == JudgeRun.Status.QUEUED
     assert f"(run {run.pk})" in out and f"/inference/rounds/{round_.pk}/judges/" in out
     assert server.requests == []
+
+
+def test_it_says_a_run_a_live_worker_executes_is_running_not_queued(server):
+    round_ = make_round(prompts=1)
+    args = (str(round_.pk), "--judge", "gpt-4", "--base-url", server.base_url)
+    judge_round(*args, "--api-key-env", KEY_ENV)
+    JudgeRun.objects.update(
+        status=JudgeRun.Status.RUNNING, worker="cpu-1:7:abc", heartbeat_at=timezone.now()
+    )
+    out, _ = judge_round(*args)
+    assert "already running on cpu-1:7:abc" in out and "queued" not in out
+    assert JudgeRun.objects.get().worker == "cpu-1:7:abc"
 
 
 def test_it_names_a_round_that_does_not_exist():
