@@ -1,6 +1,8 @@
 from django import forms
+from django.conf import settings
 
 from annotation.models import LanguageModel, Project, PromptSet, Round
+from evalplatform.upload_limits import too_large_message
 
 
 def _model_choices(form: forms.Form, name: str) -> forms.ModelChoiceField:
@@ -34,6 +36,19 @@ class ImportForm(forms.Form):
     def __init__(self, *args, projects, **kwargs):
         super().__init__(*args, **kwargs)
         _offer_projects(_model_choices(self, "project"), projects)
+        # static/research.js refuses a larger file before it is sent, with the same message.
+        self.fields["file"].widget.attrs.update(
+            {
+                "data-max-bytes": settings.IMPORT_MAX_BYTES,
+                "data-too-large": too_large_message(settings.IMPORT_MAX_BYTES),
+            }
+        )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise forms.ValidationError(too_large_message(settings.IMPORT_MAX_BYTES))
+        return upload
 
 
 class RoundForm(forms.Form):
@@ -59,6 +74,12 @@ class RoundForm(forms.Form):
         choices=Round.TextFormat.choices,
         initial=Round.TextFormat.MARKDOWN,
         help_text="How annotators see prompts and answers; the judge always reads the raw text.",
+    )
+    max_active_workers = forms.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Optional: at most this many crowd workers at work at once; a new worker "
+        "beyond it is asked to come back in a few minutes. Empty: no cap.",
     )
 
     def __init__(self, *args, projects, **kwargs):

@@ -137,6 +137,12 @@ class Round(models.Model):
     # round_create gives the CROWD_LEASE_SECONDS setting when no lease is asked; this default
     # only serves rows made otherwise.
     lease_seconds = models.PositiveIntegerField(default=30 * 60)
+    max_active_workers = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many crowd workers at work at once (active within the lease); "
+        "a new worker beyond it is asked to come back later. Empty: no cap.",
+    )
     # How prompts and answers are shown to annotators; the judge always reads the raw text.
     text_format = models.CharField(
         max_length=10, choices=TextFormat.choices, default=TextFormat.MARKDOWN

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 from evalplatform.env import env_bool, env_choice, env_int, env_key_routes, env_list, env_str
@@ -39,12 +40,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "annotation",
     "inference",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "evalplatform.upload_limits.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -112,22 +116,90 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 # Fine-tuning checkpoints; GPU workers serving a fine-tuned model must see the same path.
 TRAINING_DIR = Path(env_str("TRAINING_DIR", str(VAR_DIR / "training")))
+# Uploads. A file above FILE_UPLOAD_MAX_MEMORY_SIZE is streamed to a temporary file instead of
+# memory; everything else in a request (a JSON body, form fields) may take at most
+# DATA_UPLOAD_MAX_MEMORY_SIZE. An import file may be at most IMPORT_MAX_BYTES, and no request
+# body may be much larger: evalplatform.upload_limits refuses it with 413 from its
+# Content-Length, before anything reads it. The API imports a file up to
+# IMPORT_API_SYNC_MAX_BYTES while the client waits; a larger one becomes a background job.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 100 * 1024 * 1024, minimum=1)
+IMPORT_API_SYNC_MAX_BYTES = env_int("IMPORT_API_SYNC_MAX_BYTES", 5 * 1024 * 1024, minimum=0)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rounds"
 LOGOUT_REDIRECT_URL = "login"
 
+# HTTPS. With DEBUG off the site is served over HTTPS only: plain HTTP is redirected, browsers
+# are told to keep to HTTPS (HSTS), cookies are sent over HTTPS only. Behind a TLS-terminating
+# proxy, SECURE_PROXY_SSL_HEADER names the header by which it says a request came over HTTPS
+# (e.g. X-Forwarded-Proto); the proxy must set it itself, never pass a client's on. PLAIN_HTTP=1
+# turns all of it off, for trying the platform out (`check --deploy` then warns, rightly).
+PLAIN_HTTP = env_bool("PLAIN_HTTP", False)
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not PLAIN_HTTP)
+    # The container's own health check asks over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int(
+        "SECURE_HSTS_SECONDS", 0 if PLAIN_HTTP else 365 * 24 * 3600, minimum=0
+    )
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Off by default: with the flag in the header anyone may submit the domain to the browsers'
+    # preload list, which is hard to leave; that is the domain owner's decision to take.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not PLAIN_HTTP)
+    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not PLAIN_HTTP)
+proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "").strip()
+if proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + proxy_ssl_header.upper().replace("-", "_"), "https")
 
+# Content-Security-Policy on every response (django-csp): scripts, styles, images and requests
+# from this site only, so that a model's answer or a prompt that slipped past escaping can run
+# nothing. No page has inline scripts, styles or `style=`/`on*=` attributes: keep it so (static/
+# files instead), tests/browser/test_csp.py opens the pages and fails on any violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF],
+        # Swagger UI's icons are data: URLs in its stylesheet.
+        "img-src": [csp.SELF, "data:"],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
+
+# The default cache is per process (LocMem): short-lived values each web process may keep to
+# itself. "shared" holds what all web processes must agree on, the crowd pages' rate limits: set
+# CACHE_URL (redis://HOST:PORT/DB, a db apart from the broker's) when gunicorn runs several
+# processes or machines; without it each process counts alone (the embedded quickstart).
+CACHE_URL = env_str("CACHE_URL", "").strip()
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: only redis:// URLs are supported.")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "OPTIONS": {"MAX_ENTRIES": 20000},
-    }
+    },
+    "shared": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            # A cache that is away must cost a request milliseconds, not seconds.
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+        if CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "shared",
+            "OPTIONS": {"MAX_ENTRIES": 100000},
+        }
+    ),
 }
 
 REST_FRAMEWORK = {
@@ -136,7 +208,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "evalplatform.api_schema.AutoSchema",
+    "EXCEPTION_HANDLER": "evalplatform.api_errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "annotation.api.common.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
@@ -145,6 +218,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Prompt sets, responses, models, comparison rounds and annotations.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get components of their own (`ProjectRequest`...), so that the schema
+    # says what input is accepted (a required name may not be blank) apart from the output.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from the installed sidecar package, not a CDN: crowd machines may be offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -214,6 +290,17 @@ CROWD_PROGRESS_CACHE_SECONDS = env_int("CROWD_PROGRESS_CACHE_SECONDS", 10, minim
 # On PostgreSQL an answer and the next item are one database call (annotation 0013); off, every
 # answer takes the general path (the same pages and records, about ten times the work).
 CROWD_FAST_PATH = env_bool("CROWD_FAST_PATH", True)
+# Rate limits on the crowd pages, counted in fixed windows in the "shared" cache (see CACHES); a
+# limit of 0 is off, and so are all of them with CROWD_RATE_LIMITS=0. Session starts per client
+# address (a lab behind one NAT may have a few dozen workers) and per round (a paid study
+# launches hundreds in its first minute); answers per client address. When the cache cannot be
+# reached, requests go through. The client address is REMOTE_ADDR, or with CLIENT_IP_HEADER
+# (e.g. X-Forwarded-For) the last address in that header, the one the trusted proxy appended.
+CROWD_RATE_LIMITS = env_bool("CROWD_RATE_LIMITS", True)
+CROWD_STARTS_PER_IP_PER_HOUR = env_int("CROWD_STARTS_PER_IP_PER_HOUR", 30, minimum=0)
+CROWD_STARTS_PER_ROUND_PER_MINUTE = env_int("CROWD_STARTS_PER_ROUND_PER_MINUTE", 600, minimum=0)
+CROWD_ANSWERS_PER_IP_PER_MINUTE = env_int("CROWD_ANSWERS_PER_IP_PER_MINUTE", 300, minimum=0)
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER", "").strip()
 # A round of at most this many texts (prompts and responses) has its Markdown rendered when
 # it is made (about 1 ms a text); a larger one renders each text when first shown, or all of
 # them with `manage.py render_texts ROUND_ID`.

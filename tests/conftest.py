@@ -1,10 +1,25 @@
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+
+from annotation import ratelimits
 
 
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _crowd_rate_limits_fresh():
+    """Every test starts with empty rate-limit counters: all tests come from 127.0.0.1.
+
+    Only a per-process cache is cleared: clearing a Redis one empties its whole database.
+    """
+    cache = caches[ratelimits.CACHE_ALIAS]
+    if isinstance(cache, LocMemCache):
+        cache.clear()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ their ids are refused as input. Crowd workers have no access.
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotAuthenticated
@@ -17,11 +19,30 @@ from rest_framework.response import Response
 
 from annotation import selectors
 from annotation.imports.records import ImportFailed
+from evalplatform.upload_limits import too_large_message
 
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+def import_upload_size_check(upload: UploadedFile) -> None:
+    """Refuse an import file over IMPORT_MAX_BYTES (413); evalplatform.upload_limits refuses
+    a body far above it before it is read."""
+    if upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
+        raise PayloadTooLarge(too_large_message(settings.IMPORT_MAX_BYTES))
+
+
+def import_in_background(upload: UploadedFile) -> bool:
+    """Whether an import file is large enough to be imported by a background job (answered
+    202 with the job) rather than while the client waits."""
+    return upload.size is not None and upload.size > settings.IMPORT_API_SYNC_MAX_BYTES
 
 
 def request_user(request: Request) -> User:
@@ -109,13 +130,18 @@ class ImportErrorSerializer(DetailSerializer):
     field = serializers.CharField(allow_null=True)
 
 
+# A limit above max_limit is cut to it, but a huge one (beyond a 64-bit integer) is refused as
+# malformed, and so is an offset beyond what PostgreSQL's OFFSET takes.
+LARGEST_PAGE_PARAM = 2**62
+
+
 class PageParams(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1)
-    offset = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=LARGEST_PAGE_PARAM)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=LARGEST_PAGE_PARAM)
 
 
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
-    """limit/offset pages with a ceiling: at most MAX_LIMIT rows a page (a larger limit is
+    """limit/offset pages with a ceiling: at most max_limit rows a page (a larger limit is
     cut to it), and an offset the database can take (PostgreSQL's OFFSET is a 64-bit integer).
 
     A limit or offset that is not such a number answers 400 instead of being ignored.
@@ -141,10 +167,12 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         bounds = {
-            self.limit_query_param: {"minimum": 1},
-            self.offset_query_param: {"minimum": 0, "maximum": 2**62},
+            self.limit_query_param: {"minimum": 1, "maximum": LARGEST_PAGE_PARAM},
+            self.offset_query_param: {"minimum": 0, "maximum": LARGEST_PAGE_PARAM},
         }
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             parameter["schema"].update(bounds.get(parameter["name"], {}))
+            if parameter["name"] == self.limit_query_param:
+                parameter["description"] = f"Rows per page; at most {self.max_limit} are returned."
         return parameters

@@ -1,7 +1,7 @@
 """Prompt sets, their prompts, and prompt imports."""
 
 from django.db.models import Count, QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -15,13 +15,17 @@ from annotation.api.common import (
     InProject,
     ProjectFilter,
     filtered,
+    import_in_background,
     import_params_refused,
     import_refused,
+    import_upload_size_check,
     request_user,
 )
+from annotation.api.import_jobs import BACKGROUND_IMPORT, ImportJobSerializer
+from annotation.import_jobs.services import import_job_create
 from annotation.imports.prompts import prompts_import
 from annotation.imports.records import ImportFailed
-from annotation.models import Project, Prompt, PromptSet
+from annotation.models import ImportJob, Project, Prompt, PromptSet
 
 
 class PromptSetSerializer(serializers.ModelSerializer):
@@ -71,7 +75,11 @@ class PromptSetViewSet(viewsets.ReadOnlyModelViewSet):
         return self.get_paginated_response(PromptSerializer(page, many=True).data)
 
     @extend_schema(
-        responses={201: PromptImportResultSerializer, 400: ImportErrorSerializer},
+        responses={
+            201: PromptImportResultSerializer,
+            202: OpenApiResponse(ImportJobSerializer, BACKGROUND_IMPORT),
+            400: ImportErrorSerializer,
+        },
     )
     @action(
         detail=False,
@@ -85,6 +93,17 @@ class PromptSetViewSet(viewsets.ReadOnlyModelViewSet):
         if not params.is_valid():
             return import_params_refused(params, request.data)
         project, name, file = (params.validated_data[k] for k in ("project", "name", "file"))
+        import_upload_size_check(file)
+        if import_in_background(file):
+            job = import_job_create(
+                project=project,
+                kind=ImportJob.Kind.PROMPTS,
+                upload=file,
+                set_name=name,
+                model_name="",
+                user=request_user(request),
+            )
+            return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
         try:
             summary = prompts_import(
                 project=project, set_name=name, raw=file.read(), file=file.name

@@ -1,7 +1,7 @@
 """Responses of models to prompts, and response imports."""
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -14,13 +14,17 @@ from annotation.api.common import (
     ImportSummarySerializer,
     InProject,
     filtered,
+    import_in_background,
     import_params_refused,
     import_refused,
+    import_upload_size_check,
     request_user,
 )
+from annotation.api.import_jobs import BACKGROUND_IMPORT, ImportJobSerializer
+from annotation.import_jobs.services import import_job_create
 from annotation.imports.records import ImportFailed, ImportSummary
 from annotation.imports.responses import responses_import
-from annotation.models import Project
+from annotation.models import ImportJob, Project
 from annotation.models import Response as ModelResponse
 
 
@@ -82,7 +86,13 @@ class ResponseViewSet(viewsets.ReadOnlyModelViewSet):
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         return filtered(queryset, self.request, ResponseFilter)
 
-    @extend_schema(responses={201: ResponseImportResultSerializer, 400: ImportErrorSerializer})
+    @extend_schema(
+        responses={
+            201: ResponseImportResultSerializer,
+            202: OpenApiResponse(ImportJobSerializer, BACKGROUND_IMPORT),
+            400: ImportErrorSerializer,
+        }
+    )
     @action(
         detail=False,
         methods=["post"],
@@ -95,6 +105,17 @@ class ResponseViewSet(viewsets.ReadOnlyModelViewSet):
         if not params.is_valid():
             return import_params_refused(params, request.data)
         data = params.validated_data
+        import_upload_size_check(data["file"])
+        if import_in_background(data["file"]):
+            job = import_job_create(
+                project=data["project"],
+                kind=ImportJob.Kind.RESPONSES,
+                upload=data["file"],
+                set_name=data["prompt_set"],
+                model_name=data.get("model") or "",
+                user=request_user(request),
+            )
+            return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
         try:
             summary: ImportSummary = responses_import(
                 project=data["project"],

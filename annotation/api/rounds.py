@@ -56,6 +56,13 @@ class RoundInputSerializer(serializers.Serializer):
         required=False,
         help_text="How annotators see prompts and answers; the judge always reads the raw text.",
     )
+    max_active_workers = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text=Round._meta.get_field("max_active_workers").help_text,
+    )
 
 
 class BaselineProgressSerializer(serializers.Serializer):
@@ -73,6 +80,10 @@ class RoundOutputSerializer(serializers.ModelSerializer):
     to selectors.rounds_progress entries, read for a whole page at once."""
 
     crowd_link = serializers.SerializerMethodField()
+    # A URL, or "" for none: a string in the schema, since "" is no URI.
+    completion_url = serializers.CharField(
+        read_only=True, help_text=Round._meta.get_field("completion_url").help_text
+    )
     item_count = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
 
@@ -89,6 +100,7 @@ class RoundOutputSerializer(serializers.ModelSerializer):
             "shared_items",
             "items_per_worker",
             "lease_seconds",
+            "max_active_workers",
             "text_format",
             "seed",
             "crowd_link",

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
@@ -25,6 +26,7 @@ from annotation.models import (
 from annotation.rendering import RENDERER_VERSION
 from annotation.selectors import item_for_display, round_item_count_recent
 from annotation.services.display import item_texts_shown
+from annotation.services.screening import FAILED
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +50,23 @@ class CrowdStart:
     new_browser_key: str | None
 
 
+class RoundFull(SubmissionRefused):
+    """The round has as many active crowd workers as its researcher allows; a new one waits."""
+
+    retry_after = 120
+
+
 @transaction.atomic
 def crowd_session_start(*, round_: Round, name: str, browser_key: str | None) -> CrowdStart:
     """A crowd worker's session, bound to the browser that started it.
 
     The same worker id from that browser (its cookie's key) resumes the session; from any
     other browser it is refused, so knowing someone's worker id is not enough to answer as them.
+    A round with `max_active_workers` refuses a new worker while that many are active; a
+    worker resuming their own session is always let in.
     """
+    if round_.max_active_workers is not None:
+        _capacity_check(round_=round_, name=name)
     session, _ = _session_get_or_create(round_=round_, kind=Annotator.Kind.CROWD, name=name)
     session = WorkerSession.objects.select_for_update().get(pk=session.pk)
     if session.browser_key_hash:
@@ -70,6 +82,34 @@ def crowd_session_start(*, round_: Round, name: str, browser_key: str | None) ->
     session.browser_key_hash = _key_hash(key)
     session.save(update_fields=["browser_key_hash"])
     return CrowdStart(session, key)
+
+
+def _capacity_check(*, round_: Round, name: str) -> None:
+    # The round's row is the lock that makes concurrent starts take turns, so that they cannot
+    # together pass the cap. NO KEY: inserts that only reference the round are not held up.
+    cap = (
+        Round.objects.select_for_update(no_key=True)
+        .values_list("max_active_workers", flat=True)
+        .get(pk=round_.pk)
+    )
+    if cap is None:
+        return
+    sessions = WorkerSession.objects.filter(round=round_, annotator__kind=Annotator.Kind.CROWD)
+    if sessions.filter(annotator__name=name.strip()).exists():
+        return
+    since = timezone.now() - timedelta(seconds=round_.lease_seconds)
+    active = (
+        sessions.filter(finished_at=None, blocked_at=None, excluded_at=None)
+        .exclude(screening_status=FAILED)
+        .annotate(last_seen=Coalesce("last_answer_at", "started_at"))
+        .filter(last_seen__gte=since)
+        .count()
+    )
+    if active >= cap:
+        raise RoundFull(
+            "This study has as many workers as it can take right now; please try again in a "
+            "few minutes."
+        )
 
 
 def _key_hash(browser_key: str) -> str:

@@ -42,8 +42,12 @@ def round_create(
     seed: int | None = None,
     text_format: str = Round.TextFormat.MARKDOWN,
     completion_url: str = "",
+    max_active_workers: int | None = None,
 ) -> Round:
-    """A round and its items; the lease defaults to the CROWD_LEASE_SECONDS setting."""
+    """A round and its items; the lease defaults to the CROWD_LEASE_SECONDS setting.
+
+    `max_active_workers` caps the crowd workers at work at once (None: no cap).
+    """
     if lease_seconds is None:
         lease_seconds = settings.CROWD_LEASE_SECONDS
     if not baselines:
@@ -69,6 +73,8 @@ def round_create(
         raise RoundInvalid("The completion URL must start with https:// (or http://).")
     if lease_seconds < 10:
         raise RoundInvalid("The lease must be at least 10 seconds.")
+    if max_active_workers is not None and max_active_workers < 1:
+        raise RoundInvalid("The cap on active workers must be at least 1 (or none).")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     round_ = Round.objects.create(
@@ -83,6 +89,7 @@ def round_create(
         seed=seed,
         text_format=text_format,
         completion_url=completion_url.strip(),
+        max_active_workers=max_active_workers,
     )
     round_.baselines.set(baselines)
     created = round_add_missing_items(round_=round_)

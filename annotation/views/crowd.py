@@ -4,6 +4,8 @@ Nothing rendered here may reveal which model wrote a response: the page knows re
 only as Answer A and Answer B, and items only through the assignment's random token.
 """
 
+import math
+
 from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from annotation import selectors
+from annotation import ratelimits, selectors
 from annotation.http import HtmxRequest
 from annotation.models import Assignment, Round, WorkerSession
 from annotation.screening import ATTEMPTS, QUESTIONS
@@ -40,8 +42,10 @@ def _browser_cookie(round_: Round) -> str:
 @require_http_methods(["GET", "POST"])
 def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
     round_ = get_object_or_404(Round, crowd_token=crowd_token)
-    error = ""
+    error, status, retry_after = "", 200, 0
     if request.method == "POST":
+        if limited := ratelimits.crowd_start_limited(request, round_.pk):
+            return _limited(request, limited, again_url=request.path)
         cookie = _browser_cookie(round_)
         try:
             start = crowd.crowd_session_start(
@@ -49,8 +53,10 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
                 name=request.POST.get("worker_id", ""),
                 browser_key=request.get_signed_cookie(cookie, None, salt=BROWSER_COOKIE_SALT),
             )
+        except crowd.RoundFull as full:
+            error, status, retry_after = str(full), 503, full.retry_after
         except crowd.SubmissionRefused as refusal:
-            error = str(refusal)
+            error, status = str(refusal), 400
         else:
             response = redirect("crowd-work", session_token=start.session.token)
             if start.new_browser_key:
@@ -68,12 +74,29 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
         (request.GET[p] for p in WORKER_ID_PARAMETERS if request.GET.get(p)),
         request.POST.get("worker_id", ""),
     )
-    return render(
+    page = render(
         request,
         "crowd/landing.html",
         {"crowd_token": crowd_token, "worker_id": worker_id, "error": error},
-        status=400 if error else 200,
+        status=status,
     )
+    if retry_after:
+        page["Retry-After"] = str(retry_after)
+    return page
+
+
+def _limited(request: HtmxRequest, limited: ratelimits.Limited, *, again_url: str) -> HttpResponse:
+    """429 with the limit's message; the htmx page shows it above the item it keeps."""
+    context = {
+        "reason": limited.reason,
+        "seconds": limited.retry_after,
+        "minutes": math.ceil(limited.retry_after / 60),
+        "again_url": again_url,
+    }
+    response = render(request, "crowd/limited.html", context, status=429)
+    response["Retry-After"] = str(limited.retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _session_or_404(session_token: str) -> WorkerSession:
@@ -214,6 +237,8 @@ def crowd_practice(request: HtmxRequest, session_token: str) -> HttpResponse:
 
 @require_POST
 def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
+    if limited := ratelimits.crowd_answer_limited(request):
+        return _limited(request, limited, again_url=reverse("crowd-work", args=[session_token]))
     if request.htmx and settings.CROWD_FAST_PATH:
         step = crowd.answer_and_next(
             session_token=session_token,

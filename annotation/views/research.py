@@ -167,6 +167,7 @@ def round_new(request: ResearcherRequest) -> HttpResponse:
                 items_per_worker=data["items_per_worker"],
                 text_format=data["text_format"],
                 completion_url=data["completion_url"],
+                max_active_workers=data["max_active_workers"],
             )
         except RoundInvalid as invalid:
             form.add_error(None, str(invalid))

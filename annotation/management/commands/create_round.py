@@ -34,6 +34,11 @@ class Command(BaseCommand):
             type=_count,
             help="How long a crowd worker holds an item; default: the CROWD_LEASE_SECONDS setting.",
         )
+        parser.add_argument(
+            "--max-active-workers",
+            type=_count,
+            help="At most this many crowd workers at work at once; default: no cap.",
+        )
         parser.add_argument("--name", default="")
         parser.add_argument("--seed", type=int)
         parser.add_argument(
@@ -75,6 +80,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 text_format=options["text_format"],
                 completion_url=options["completion_url"],
+                max_active_workers=options["max_active_workers"],
             )
         except RoundInvalid as error:
             raise CommandError(str(error)) from error
