@@ -248,6 +248,13 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1, minimum=1),
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1, minimum=1)
+# A worker outlives any broker outage: it reconnects for as long as it takes (by default it
+# exits after 100 attempts, ~46 min), also when started while the broker is down, and the tasks
+# it is running go on meanwhile (a judge run keeps its paid calls; the run's lease keeps a
+# second delivery from repeating them).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
     "interval_start": 0,
