@@ -239,8 +239,10 @@ class WorkerRow:
     # share of the items an author also answered where the worker gave the author's label.
     agreement_with_crowd: float | None
     agreement_with_authors: float | None
-    # Dawid-Skene's estimate of how often this worker's label is the true one.
+    # Dawid-Skene's estimate of how often this worker's label is the true one; None, with
+    # the reason in competence_note, for a worker it has nobody to compare with.
     competence: float | None
+    competence_note: str
 
     @property
     def first_position_share(self) -> float | None:
@@ -277,7 +279,10 @@ WORKER_COLUMNS = [
     "agreement_with_crowd",
     "agreement_with_authors",
     "competence",
+    "competence_note",
 ]
+
+NO_SHARED_ITEM = "no item shared with another crowd worker"
 
 
 def _agreement(
@@ -350,6 +355,10 @@ def round_workers(round_: Round) -> list[WorkerRow]:
         shown = Counter(choice for choice, _ in mine)
         timed = [seconds for _, seconds in mine if seconds is not None]
         tested = checks.get(session.pk, WorkerChecks())
+        estimate = competence.get(str(session.pk))
+        # Dawid-Skene learns a worker's confusion only from items another crowd worker also
+        # labelled (each gives `with_crowd` an entry); without one, its number says nothing.
+        alone = estimate is not None and session.pk not in with_crowd
         if session.screening_status == "failed":
             status = "screened_out"
         elif session.excluded_at is not None:
@@ -383,7 +392,8 @@ def round_workers(round_: Round) -> list[WorkerRow]:
                 too_fast=tested.too_fast,
                 agreement_with_crowd=with_crowd.get(session.pk),
                 agreement_with_authors=with_authors.get(session.pk),
-                competence=competence.get(str(session.pk)),
+                competence=None if alone else estimate,
+                competence_note=NO_SHARED_ITEM if alone else "",
             )
         )
     return rows

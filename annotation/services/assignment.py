@@ -5,6 +5,7 @@ import logging
 import random
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -57,11 +58,14 @@ class RoundFull(SubmissionRefused):
 
 
 @transaction.atomic
-def crowd_session_start(*, round_: Round, name: str, browser_key: str | None) -> CrowdStart:
+def crowd_session_start(*, round_: Round, name: str, browser_keys: Mapping[int, str]) -> CrowdStart:
     """A crowd worker's session, bound to the browser that started it.
 
-    The same worker id from that browser (its cookie's key) resumes the session; from any
-    other browser it is refused, so knowing someone's worker id is not enough to answer as them.
+    `browser_keys` are the keys the browser holds, by session id (a key of unknown session:
+    any negative id): one per session it started,
+    so that several worker ids can take turns at one computer. The same worker id from that
+    browser resumes the session; from any other browser it is refused, so knowing someone's
+    worker id is not enough to answer as them.
     A round with `max_active_workers` refuses a new worker while that many are active; a
     worker resuming their own session is always let in.
     """
@@ -70,8 +74,12 @@ def crowd_session_start(*, round_: Round, name: str, browser_key: str | None) ->
     session, _ = _session_get_or_create(round_=round_, kind=Annotator.Kind.CROWD, name=name)
     session = WorkerSession.objects.select_for_update().get(pk=session.pk)
     if session.browser_key_hash:
-        if browser_key is None or not secrets.compare_digest(
-            _key_hash(browser_key), session.browser_key_hash
+        # By session id, or any key this browser holds: a cookie of the version that kept one
+        # bare key per round is read without its session id.
+        candidates = [browser_keys[session.pk]] if session.pk in browser_keys else []
+        candidates += [key for key in browser_keys.values() if key not in candidates]
+        if not any(
+            secrets.compare_digest(_key_hash(key), session.browser_key_hash) for key in candidates
         ):
             raise SubmissionRefused(
                 "This worker id has already started this study in another browser. Please "

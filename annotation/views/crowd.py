@@ -5,8 +5,10 @@ only as Answer A and Answer B, and items only through the assignment's random to
 """
 
 import math
+from datetime import timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -33,10 +35,49 @@ from annotation.services.screening import (
 WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
 BROWSER_COOKIE_SALT = "evalplatform.crowd-browser"
 BROWSER_COOKIE_DAYS = 60
+# Worker sessions of one round whose keys a browser keeps (a lab computer, a researcher trying
+# several ids); the least recently started beyond that can no longer be resumed there.
+BROWSER_KEYS_KEPT = 20
+LEGACY_SESSION_ID = -1
 
 
 def _browser_cookie(round_: Round) -> str:
     return f"crowd_browser_{round_.pk}"
+
+
+def _browser_keys(request: HtmxRequest, round_: Round) -> dict[int, str]:
+    """The keys of the round's sessions this browser started, by session id, oldest first."""
+    value = request.COOKIES.get(_browser_cookie(round_), "")
+    try:
+        keys = signing.loads(
+            value, salt=BROWSER_COOKIE_SALT, max_age=timedelta(days=BROWSER_COOKIE_DAYS)
+        )
+    except signing.BadSignature:
+        # None yet, expired, tampered with, or the one bare key of the version before: that
+        # one still opens its session (its id unknown, so under -1), and is then stored by it.
+        legacy = request.get_signed_cookie(
+            _browser_cookie(round_), None, salt=BROWSER_COOKIE_SALT,
+            max_age=timedelta(days=BROWSER_COOKIE_DAYS),
+        )  # fmt: skip
+        return {LEGACY_SESSION_ID: legacy} if legacy else {}
+    return {int(session_id): key for session_id, key in keys.items()}
+
+
+def _browser_keys_set(
+    response: HttpResponse, round_: Round, keys: dict[int, str], *, session_id: int, key: str
+) -> None:
+    """Store the keys with this session's as the most recent, keeping the newest ones only."""
+    keys.pop(session_id, None)
+    keys[session_id] = key
+    kept = dict(list(keys.items())[-BROWSER_KEYS_KEPT:])
+    response.set_cookie(
+        _browser_cookie(round_),
+        signing.dumps(kept, salt=BROWSER_COOKIE_SALT),
+        max_age=timedelta(days=BROWSER_COOKIE_DAYS),
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,12 +87,10 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
     if request.method == "POST":
         if limited := ratelimits.crowd_start_limited(request, round_.pk):
             return _limited(request, limited, again_url=request.path)
-        cookie = _browser_cookie(round_)
+        keys = _browser_keys(request, round_)
         try:
             start = crowd.crowd_session_start(
-                round_=round_,
-                name=request.POST.get("worker_id", ""),
-                browser_key=request.get_signed_cookie(cookie, None, salt=BROWSER_COOKIE_SALT),
+                round_=round_, name=request.POST.get("worker_id", ""), browser_keys=keys
             )
         except crowd.RoundFull as full:
             error, status, retry_after = str(full), 503, full.retry_after
@@ -59,16 +98,10 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
             error, status = str(refusal), 400
         else:
             response = redirect("crowd-work", session_token=start.session.token)
-            if start.new_browser_key:
-                response.set_signed_cookie(
-                    cookie,
-                    start.new_browser_key,
-                    salt=BROWSER_COOKIE_SALT,
-                    max_age=BROWSER_COOKIE_DAYS * 24 * 3600,
-                    secure=settings.SESSION_COOKIE_SECURE,
-                    httponly=True,
-                    samesite="Lax",
-                )
+            session_id = start.session.pk
+            # A resumed session was let in with its key, so the browser holds it already.
+            key = start.new_browser_key or keys.get(session_id) or keys.pop(LEGACY_SESSION_ID)
+            _browser_keys_set(response, round_, keys, session_id=session_id, key=key)
             return response
     worker_id = next(
         (request.GET[p] for p in WORKER_ID_PARAMETERS if request.GET.get(p)),

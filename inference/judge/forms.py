@@ -25,6 +25,9 @@ class VariableNameInput(forms.TextInput):
         return text
 
 
+VARIABLE, NO_KEY = "variable", "none"
+
+
 class JudgeStartForm(forms.Form):
     """Start an existing judge on the round, or describe a new one."""
 
@@ -34,6 +37,13 @@ class JudgeStartForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, initial="gpt-4")
     model = forms.CharField(max_length=200, required=False, initial="gpt-4")
     base_url = forms.CharField(max_length=500, required=False, initial=DEFAULT_BASE_URL)
+    api_key = forms.ChoiceField(
+        choices=[(VARIABLE, "from the variable below"), (NO_KEY, "none (server needs no key)")],
+        initial=VARIABLE,
+        required=False,
+        widget=forms.RadioSelect,
+        label="API key",
+    )
     api_key_env = forms.CharField(
         max_length=100,
         required=False,

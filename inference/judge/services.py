@@ -60,7 +60,8 @@ def judge_get_or_create(*, project: Project, name: str, **settings: object) -> t
     An existing judge keeps its settings: asking for other ones is refused rather than
     silently mixing verdicts of two configurations under one annotator.
     """
-    given = {key: value for key, value in settings.items() if value not in (None, "")}
+    # None is "not given"; an empty api_key_env is a judge that sends no key.
+    given = {key: value for key, value in settings.items() if value is not None}
     judge = Judge.objects.filter(project=project, name=name.strip()).first()
     if judge is None:
         return judge_create(project=project, name=name, **given), True

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotation.http import ResearcherRequest
 from annotation.selectors import rounds_for_user
 from inference.judge import selectors, services
-from inference.judge.forms import JudgeStartForm
+from inference.judge.forms import NO_KEY, JudgeStartForm
 from inference.judge.models import Judge, JudgeRun
 from inference.judge.prompts import JudgeInvalid
 from inference.runs import QueueUnavailable
@@ -23,9 +23,11 @@ def round_judges(request: ResearcherRequest, round_id: int) -> HttpResponse:
     form = JudgeStartForm(request.POST or None, judges=judges)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        # Fields left empty take the judge's defaults.
+        # Fields left empty take the judge's defaults; no key is an empty variable name.
         settings = {key: data[key] for key in ("model", "base_url", "api_key_env", "mode")}
         settings = {key: value for key, value in settings.items() if value}
+        if data["api_key"] == NO_KEY:
+            settings["api_key_env"] = ""
         try:
             judge = (
                 data["judge"]

@@ -12,8 +12,8 @@ from annotation.services.assignment import RoundFull, SubmissionRefused, crowd_s
 from tests.factories import make_round
 
 
-def start(round_, name: str, browser_key: str | None = None):
-    return crowd_session_start(round_=round_, name=name, browser_key=browser_key)
+def start(round_, name: str, browser_keys: dict[int, str] | None = None):
+    return crowd_session_start(round_=round_, name=name, browser_keys=browser_keys or {})
 
 
 @pytest.mark.django_db
@@ -23,7 +23,7 @@ def test_it_refuses_the_worker_beyond_the_cap_and_lets_an_existing_one_resume():
     start(round_, "w2")
     with pytest.raises(RoundFull, match="as many workers as it can take right now"):
         start(round_, "w3")
-    resumed = start(round_, " w1 ", browser_key=first.new_browser_key)
+    resumed = start(round_, " w1 ", {first.session.pk: first.new_browser_key})
     assert resumed.session.pk == first.session.pk
     assert WorkerSession.objects.filter(round=round_).count() == 2
 
@@ -31,9 +31,9 @@ def test_it_refuses_the_worker_beyond_the_cap_and_lets_an_existing_one_resume():
 @pytest.mark.django_db
 def test_a_resuming_worker_from_another_browser_is_still_refused_as_before():
     round_ = make_round(prompts=4, max_active_workers=1)
-    start(round_, "w1")
+    first = start(round_, "w1")
     with pytest.raises(SubmissionRefused, match="another browser") as refusal:
-        start(round_, "w1", browser_key="someone-elses")
+        start(round_, "w1", {first.session.pk: "someone-elses"})
     assert not isinstance(refusal.value, RoundFull)
 
 

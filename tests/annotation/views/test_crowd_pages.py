@@ -1,12 +1,16 @@
 import re
 
 import pytest
+from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Annotation, Annotator, Assignment, Prompt, Response, WorkerSession
+from annotation.services.assignment import crowd_session_start
 from annotation.services.completion import completion_code_for
 from annotation.services.display import text_shown
+from annotation.views import crowd as crowd_views
+from annotation.views.crowd import BROWSER_COOKIE_SALT
 from tests.factories import make_round
 from tests.support.html_text import parsed
 
@@ -281,6 +285,32 @@ def test_another_browser_cannot_continue_a_workers_session_but_the_same_one_resu
     assert WorkerSession.objects.count() == 1
 
 
+def test_two_worker_ids_started_in_one_browser_both_resume_and_stay_refused_elsewhere(round_):
+    lab_computer, elsewhere = Client(), Client()
+    first = start(lab_computer, round_, "prolific-1")
+    second = start(lab_computer, round_, "prolific-2")
+    assert first != second
+    assert start(lab_computer, round_, "prolific-1") == first
+    assert start(lab_computer, round_, "prolific-2") == second
+    landing = reverse("crowd-landing", args=[round_.crowd_token])
+    for worker in ("prolific-1", "prolific-2"):
+        refused = elsewhere.post(landing, {"worker_id": worker})
+        assert refused.status_code == 400
+        assert "already started this study in another browser" in refused.content.decode()
+    assert WorkerSession.objects.count() == 2
+
+
+def test_a_browser_keeps_the_keys_of_its_most_recent_worker_ids_only(round_, monkeypatch):
+    monkeypatch.setattr(crowd_views, "BROWSER_KEYS_KEPT", 2)
+    browser = Client()
+    work_urls = {worker: start(browser, round_, worker) for worker in ("w1", "w2")}
+    assert start(browser, round_, "w1") == work_urls["w1"]  # Now w2 is the least recent.
+    start(browser, round_, "w3")
+    landing = reverse("crowd-landing", args=[round_.crowd_token])
+    assert browser.post(landing, {"worker_id": "w2"}).status_code == 400
+    assert start(browser, round_, "w1") == work_urls["w1"]
+
+
 def test_a_finished_worker_is_sent_to_the_studys_completion_url_with_their_code(client, round_):
     round_.completion_url = "https://app.prolific.com/submissions/complete?cc={code}"
     round_.save()
@@ -376,3 +406,18 @@ def test_a_worker_is_stopped_politely_after_failing_the_attention_checks(client)
     session = WorkerSession.objects.get()
     assert session.blocked_at is not None
     assert session.excluded_reason == "blocked: failed 1 attention checks"
+
+
+def test_a_browser_with_the_previous_versions_cookie_still_resumes_its_session(round_):
+    started = crowd_session_start(round_=round_, name="mid-study", browser_keys={})
+    browser = Client()
+    cookie = f"crowd_browser_{round_.pk}"
+    # As the version before kept it: one bare key per round, in a Django signed cookie.
+    browser.cookies[cookie] = signing.get_cookie_signer(salt=cookie + BROWSER_COOKIE_SALT).sign(
+        started.new_browser_key
+    )
+    work_url = start(browser, round_, "mid-study")
+    assert work_url.endswith(f"/c/w/{started.session.token}/")
+    assert start(browser, round_, "mid-study") == work_url  # and again, from the new cookie
+    assert start(browser, round_, "a-second-id") != work_url
+    assert start(browser, round_, "mid-study") == work_url

@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -286,3 +287,33 @@ def test_the_quality_form_marks_gold_adds_attention_checks_and_names_a_bad_line(
     assert round_.check_rate == 0.2
     assert round_.items.filter(check_kind="gold").count() == 1
     assert round_.items.filter(check_kind="attention").count() == 2
+
+
+def test_the_workers_page_and_export_give_no_competence_to_a_worker_who_shares_no_item(client):
+    user = make_user()
+    # Each worker takes the least-annotated items: "a" and "c" share two, "b" has two alone.
+    round_ = make_round(
+        prompts=4, project=make_project("lab", user), annotators_per_item=2, items_per_worker=2
+    )
+    for name in ("a", "b", "c"):
+        session = session_start(round_=round_, kind=Annotator.Kind.CROWD, name=name)
+        while (assignment := assignment_current(session=session)) is not None:
+            annotation_submit(session=session, assignment_token=assignment.token, shown_choice="A")
+    items = {
+        name: set(Assignment.objects.filter(session__annotator__name=name).values_list("item"))
+        for name in ("a", "b", "c")
+    }
+    assert items["a"] == items["c"] and not items["b"] & (items["a"] | items["c"])
+    client.force_login(user)
+
+    page = client.get(reverse("round-workers", args=[round_.pk])).content.decode()
+    rows = [re.findall(r"<td>(.*?)</td>", row, re.S) for row in page.split('<tr class="worker-')]
+    competence = {cells[0]: cells[10] for cells in rows[1:]}
+    assert competence["b"] == '<span title="no item shared with another crowd worker">—</span>'
+    assert re.fullmatch(r"\d+%", competence["a"]) and re.fullmatch(r"\d+%", competence["c"])
+
+    export = client.get(reverse("round-workers-csv", args=[round_.pk])).content.decode()
+    by_worker = {row["worker_id"]: row for row in csv.DictReader(io.StringIO(export))}
+    assert by_worker["b"]["competence"] == ""
+    assert by_worker["b"]["competence_note"] == "no item shared with another crowd worker"
+    assert 0 < float(by_worker["a"]["competence"]) <= 1 and by_worker["a"]["competence_note"] == ""

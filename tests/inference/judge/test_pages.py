@@ -80,6 +80,27 @@ def test_starting_a_judge_from_the_page_creates_it_and_queues_its_run(client, re
     assert "gpt-4" in judges_page(client, round_)
 
 
+def test_the_page_starts_a_judge_that_sends_no_key_to_a_keyless_server(client, researcher):
+    round_ = make_round(prompts=2, project=researcher)
+    assert "none (server needs no key)" in judges_page(client, round_)
+    form = {"judge": "", "name": "local", "model": "llama", "mode": "pairwise"}
+    form |= {"base_url": "http://10.0.0.5:8000/v1", "api_key": "none"}
+    # The variable field keeps its initial value: choosing no key overrides it.
+    form["api_key_env"] = "OPENAI_API_KEY"
+    response = client.post(reverse("judge-round", args=[round_.pk]), form)
+    assert response.status_code == 302
+    judge = Judge.objects.get(project=researcher, name="local")
+    assert (judge.api_key_env, judge.base_url) == ("", "http://10.0.0.5:8000/v1")
+    assert JudgeRun.objects.get(round=round_, judge=judge).status == JudgeRun.Status.QUEUED
+
+    form["api_key"] = "variable"
+    refused = client.post(reverse("judge-round", args=[round_.pk]), form)
+    assert refused.status_code == 200
+    assert (
+        "already exists with other settings (api_key_env=&#x27;&#x27;)" in refused.content.decode()
+    )
+
+
 def test_the_page_refuses_a_pasted_key_in_place_of_a_variable_name(client, researcher):
     round_ = make_round(prompts=2, project=researcher)
     form = {"judge": "", "name": "leaky", "mode": "pairwise", "api_key_env": API_KEY}
