@@ -1,11 +1,18 @@
-"""Comparison rounds: create, list with progress, and the report summary."""
+"""Comparison rounds: create, list with progress, and the report summary (from the report's
+stored build, as the report page)."""
 
 from collections.abc import Sequence
 from typing import cast
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -14,6 +21,7 @@ from rest_framework.utils.serializer_helpers import ReturnList
 
 from annotation import selectors
 from annotation.api.common import (
+    DetailSerializer,
     InProject,
     ProjectFilter,
     filtered,
@@ -23,9 +31,11 @@ from annotation.models import (
     LanguageModel,
     Project,
     PromptSet,
+    ReportBuild,
     Round,
 )
-from annotation.reports.selectors import round_report
+from annotation.report_builds.files import report_build_summary
+from annotation.report_builds.services import report_state
 from annotation.services.rounds import RoundInvalid, round_create
 
 
@@ -123,6 +133,18 @@ class RoundOutputSerializer(serializers.ModelSerializer):
         return cast(ReturnList, BaselineProgressSerializer(progress, many=True).data)
 
 
+# What a 202 tells the client to wait before asking again for a report being built.
+REPORT_RETRY_AFTER_SECONDS = 5
+
+
+class ReportBuildingSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    status = serializers.ChoiceField(choices=ReportBuild.Status.choices)
+    steps_done = serializers.IntegerField()
+    steps_total = serializers.IntegerField(help_text="0 until a worker has started the build.")
+    annotations = serializers.IntegerField(help_text="The round's annotations being reported.")
+
+
 @extend_schema_view(
     list=extend_schema(parameters=[ProjectFilter]),
     create=extend_schema(request=RoundInputSerializer, responses={201: RoundOutputSerializer}),
@@ -159,13 +181,54 @@ class RoundViewSet(viewsets.GenericViewSet):
         return Response(self._output([round_])[0], status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, "The report summary."),
+            202: OpenApiResponse(
+                ReportBuildingSerializer,
+                "A large round's report is being built on a worker: ask the same URL again "
+                "after Retry-After seconds.",
+            ),
+            500: OpenApiResponse(DetailSerializer, "The report could not be built."),
+        },
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                required=True,
+                response=[202],
+                description="Seconds to wait before asking again.",
+            )
+        ],
         description=(
             "The round's report summary, as summary.json of `manage.py report`: {round, "
             "groups: {GROUP: {BASELINE: {wins, ties, losses, n, win_rate, ci95}}}, agreement: "
-            "[{a, b, items, pairs, agreement, ci95}]}. Win rates and agreement in percent."
+            "[{a, b, items, pairs, agreement, ci95}]}. Win rates and agreement in percent. "
+            "Served from the report's stored build until the round's annotations change; a "
+            "round above REPORT_INLINE_MAX_ANNOTATIONS is built on a worker meanwhile (202)."
         ),
     )
     @action(detail=True)
     def report(self, request: Request, pk: int) -> Response:
-        return Response(round_report(self.get_object()).summary())
+        state = report_state(round_=self.get_object(), include_excluded=False)
+        if state.current and state.shown is not None:
+            return Response(report_build_summary(state.shown))
+        if state.failed is not None:
+            return Response(
+                {"detail": state.failed.message}, status=status.HTTP_500_INTERNAL_SERVER_ERROR
+            )
+        # Else a build is under way (or, in a race, one of a state the round has since left).
+        build = state.building or state.shown
+        assert build is not None  # report_state's build is active, done or failed.
+        body = {
+            "detail": "The report is being built; ask again in a moment.",
+            "status": build.status,
+            "steps_done": build.steps_done,
+            "steps_total": build.steps_total,
+            "annotations": build.annotations,
+        }
+        return Response(
+            ReportBuildingSerializer(body).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Retry-After": str(REPORT_RETRY_AFTER_SECONDS)},
+        )

@@ -34,8 +34,11 @@ def stale_before() -> datetime:
     return timezone.now() - STALE_AFTER
 
 
-def report_build_run(*, build_id: int) -> str:
-    """Run one build; safe to run twice (a finished or running build is left as it is)."""
+def report_build_run(
+    *, build_id: int, on_progress: Callable[[int, int], None] | None = None
+) -> str:
+    """Run one build; safe to run twice (a finished or running build is left as it is).
+    `on_progress(done, total)` hears each step, as the build's row records it."""
     claimed = (
         ReportBuild.objects.filter(pk=build_id)
         .filter(
@@ -53,6 +56,8 @@ def report_build_run(*, build_id: int) -> str:
         ReportBuild.objects.filter(pk=build_id).update(
             steps_done=done, steps_total=total, heartbeat_at=timezone.now()
         )
+        if on_progress is not None:
+            on_progress(done, total)
 
     try:
         page = _build(build, progress)
