@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation.views import crowd, reports, research
+from annotation.views import reports, research
 
 urlpatterns = [
     path("healthz", research.healthz, name="healthz"),
@@ -23,9 +23,4 @@ urlpatterns = [
         name="round-report-figure",
     ),
     path("imports/", research.imports, name="imports"),
-    path("c/<str:crowd_token>/", crowd.crowd_landing, name="crowd-landing"),
-    path("c/w/<str:session_token>/", crowd.crowd_work, name="crowd-work"),
-    path("c/w/<str:session_token>/answer/", crowd.crowd_answer, name="crowd-answer"),
-    path("c/w/<str:session_token>/screening/", crowd.crowd_screening, name="crowd-screening"),
-    path("c/w/<str:session_token>/practice/", crowd.crowd_practice, name="crowd-practice"),
 ]
