@@ -78,7 +78,7 @@ def test_a_judge_launched_while_the_broker_is_down_answers_503_and_starts_once_i
         assert client.get(url).status_code == 200
         with broker_unreachable():
             started = time.monotonic()
-            answer = client.post(url, {"judge": judge.name})
+            answer = client.post(url, {"judge": judge.name}, content_type="application/json")
             took = time.monotonic() - started
         assert answer.status_code == 503
         assert answer["Content-Type"] == "application/json"
