@@ -14,8 +14,9 @@ with `--annotators` per item, then runs:
   (mean `--think-mean` seconds) between answers;
 - the bare view (`/healthz`) in a closed loop of the largest N, the baseline of the ratio.
 
-It prints annotations/s, answer latency, CPU per annotation in the web processes and in the
-PostgreSQL backends serving this database, transactions and statements per answer, the
+It prints annotations/s, answer latency, CPU per annotation in the web processes, in the
+PostgreSQL backends serving this database and in this process (the simulated workers, which
+share the machine), transactions and statements per answer, the
 ratio to the bare view, and the database's invariants: no item annotated twice by one worker,
 no item over-filled, as many stored annotations as answers the server acknowledged.
 """
@@ -215,6 +216,11 @@ class CpuMeter:
 
     def read(self) -> tuple[dict[int, float], dict[int, float]]:
         return self._web(), self._database()
+
+    @staticmethod
+    def client() -> float:
+        """This process's own CPU: the simulated workers share the machine with the server."""
+        return _cpu(psutil.Process())
 
 
 def _cpu(process: "psutil.Process") -> float:
@@ -436,6 +442,7 @@ async def measure(args, base: str, crowd_token: str, meter: CpuMeter) -> tuple[l
         loop = Loop(base, crowd_token, workers, think_mean, f"run{index}")
         await loop.started()
         web_before, db_before = meter.read()
+        client_before = meter.client()
         xacts_before = transactions(args.database)
         loop.run.measuring = True
         started = time.perf_counter()
@@ -443,6 +450,7 @@ async def measure(args, base: str, crowd_token: str, meter: CpuMeter) -> tuple[l
         loop.run.measuring = False
         elapsed = time.perf_counter() - started
         web_after, db_after = meter.read()
+        client_after = meter.client()
         xacts = transactions(args.database) - xacts_before
         await loop.close()
         run = loop.run
@@ -457,6 +465,7 @@ async def measure(args, base: str, crowd_token: str, meter: CpuMeter) -> tuple[l
                 "p99": percentile(run.latencies, 0.99),
                 "web_ms": 1000 * cpu_spent(web_before, web_after) / answers,
                 "db_ms": 1000 * cpu_spent(db_before, db_after) / answers,
+                "client_ms": 1000 * (client_after - client_before) / answers,
                 "xacts": xacts / answers,
                 "refused": run.refused,
                 "errors": run.errors,
@@ -473,7 +482,7 @@ def _row(row: dict) -> str:
     return (
         f"{row['workers']:>5} {kind:>10} {row['rate']:>9.1f} {row['p50'] * 1000:>9.0f} "
         f"{row['p99'] * 1000:>9.0f} {row['web_ms']:>8.2f} {row['db_ms']:>8.2f} "
-        f"{row['xacts']:>6.2f} {row['refused']:>7} {row['errors']:>6}"
+        f"{row['client_ms']:>8.2f} {row['xacts']:>6.2f} {row['refused']:>7} {row['errors']:>6}"
     )
 
 
@@ -503,7 +512,8 @@ def main() -> None:
         meter = CpuMeter(server, args.database)
         print(
             f"{'N':>5} {'loop':>10} {'annot/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
-            f"{'web ms':>8} {'db ms':>8} {'xact/a':>6} {'refused':>7} {'errors':>6}"
+            f"{'web ms':>8} {'db ms':>8} {'load ms':>8} {'xact/a':>6} {'refused':>7} "
+            f"{'errors':>6}"
         )
         rows, acknowledged = asyncio.run(measure(args, base, crowd_token, meter))
         bare = asyncio.run(bare_loop(base, max(args.sizes or [50]), args.bare_seconds))
