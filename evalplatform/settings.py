@@ -211,6 +211,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "evalplatform.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "evalplatform.api_errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "annotation.api.common.BoundedLimitOffsetPagination",
+    # JSON bodies only (the upload endpoints name their own parsers): in a form an empty field
+    # reads as "not given" and a body that is not an object as an empty one, unchecked.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {

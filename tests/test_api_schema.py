@@ -44,6 +44,11 @@ schema.config.generation.update(max_examples=EXAMPLES_PER_OPERATION)
 # fields (a round's candidate among its baselines); the API refuses those with a documented 400.
 acceptance = schema.config.checks.positive_data_acceptance
 acceptance.expected_statuses = [*acceptance.expected_statuses, "400"]
+# Not checked: that every schema-violating request is refused. DRF coerces what it can (a
+# number given for a name becomes its text) and ignores query parameters it does not read in
+# a shape it does not know; both are accepted input, not errors. Repeated parameters and
+# bodies that are not JSON are refused (tests/annotation/api/test_api.py).
+schema.config.checks.negative_data_rejection.enabled = False
 
 RESOURCES: dict[str, type[Model]] = {
     "annotations": Annotation,
@@ -106,6 +111,9 @@ def token() -> Any:
 
 
 @schema.parametrize()
-@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Derandomized: CI sees the same cases every run.
+@settings(
+    deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_every_operation_answers_as_its_schema_says(case, token):
     case.call_and_validate(headers={"Authorization": f"Token {token}"})

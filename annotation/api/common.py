@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotAuthenticated
+from rest_framework.exceptions import APIException, NotAuthenticated, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -105,7 +105,15 @@ class InProject(serializers.PrimaryKeyRelatedField):
 def filtered(
     queryset: QuerySet, request: Request, filters: type[serializers.Serializer]
 ) -> QuerySet:
-    """Apply the query parameters that `filters` declares; each field's source is its lookup."""
+    """Apply the query parameters that `filters` declares; each field's source is its lookup.
+    A parameter given twice is refused: which of the two would count is anybody's guess."""
+    repeated = {
+        name: ["Give this parameter once."]
+        for name in filters().fields.keys()  # noqa: SIM118 (the stubs iterate fields as Field)
+        if len(request.query_params.getlist(name)) > 1
+    }
+    if repeated:
+        raise ValidationError(repeated)
     params = filters(data=request.query_params)
     params.is_valid(raise_exception=True)
     return queryset.filter(**params.validated_data)
@@ -150,6 +158,8 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
     max_limit = 1000
 
     def _param(self, request: Request, name: str) -> int | None:
+        if len(request.query_params.getlist(name)) > 1:
+            raise ValidationError({name: ["Give this parameter once."]})
         params = PageParams(data={name: request.query_params[name]})
         params.is_valid(raise_exception=True)
         return params.validated_data[name]

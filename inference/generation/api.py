@@ -8,7 +8,6 @@ from django.db.models import ProtectedError, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -83,9 +82,6 @@ def _generation_data(round_: Round) -> dict[str, Any]:
 
 class RoundGenerationAPI(APIView):
     """A round's generation: progress per model (GET), launch or resume (POST)."""
-
-    # JSON bodies only: a form's empty fields would read as "not given" and pass unchecked.
-    parser_classes = [JSONParser]
 
     def _round(self, request: Request, round_id: int) -> Round:
         return get_object_or_404(rounds_for_user(request_user(request)), pk=round_id)

@@ -9,7 +9,6 @@ from typing import cast
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import ReturnList
@@ -64,9 +63,6 @@ def _runs_data(round_: Round) -> ReturnList:
 
 class RoundJudgesAPI(APIView):
     """A round's judges: progress (GET); attach and start a judge (POST)."""
-
-    # JSON bodies only: a form's empty fields would read as "not given" and pass unchecked.
-    parser_classes = [JSONParser]
 
     @extend_schema(responses=JudgeRunSerializer(many=True))
     def get(self, request: Request, round_id: int) -> Response:

@@ -546,3 +546,16 @@ def test_the_two_launch_bodies_have_their_own_names_in_the_schema(client):
     assert body("/api/training-runs/") == "TrainingLaunchInputRequest"
     assert "base_model" in components["TrainingLaunchInputRequest"]["properties"]
     assert "base_model" not in components["GenerationLaunchInputRequest"]["properties"]
+
+
+def test_a_filter_or_page_parameter_given_twice_is_a_clear_400(client, project):
+    for query in ("?project=1&project=2", "?limit=1&limit=2", "?offset=0&offset=1"):
+        answer = client.get("/api/rounds/" + query)
+        assert answer.status_code == 400, query
+        assert "Give this parameter once." in str(answer.json())
+
+
+def test_a_body_that_is_not_json_is_refused_with_415_outside_the_uploads(client, project):
+    answer = client.post("/api/projects/", {"name": "form-made"}, format="multipart")
+    assert answer.status_code == 415
+    assert not Project.objects.filter(name="form-made").exists()
