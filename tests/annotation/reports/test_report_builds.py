@@ -15,19 +15,8 @@ from django.utils import timezone
 from annotation.models import ReportBuild, Round
 from annotation.reports.selectors import report_fingerprint
 from tests.annotation.reports.test_report import annotate, served
-from tests.factories import make_project, make_round, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def round_(client) -> Round:
-    user = make_user()
-    round_ = make_round(prompts=4, baselines=("alpaca",), project=make_project("lab", user))
-    annotate(round_, "crowd", "w1", "cctb", baseline="alpaca")
-    annotate(round_, "judge", "gpt-4", "ccbb", baseline="alpaca")
-    client.force_login(user)
-    return round_
 
 
 def page(client, round_: Round, **query: str) -> str:
@@ -168,3 +157,15 @@ def test_two_concurrent_first_views_build_the_report_once(round_, caplog):
     assert "Human preference (Figure 1)" in pages[0]
     assert ReportBuild.objects.count() == 1
     assert builds_logged(caplog) == 1
+
+
+def failed_build(round_: Round) -> ReportBuild:
+    """The round's current build, as one that failed."""
+    fingerprint, annotations = report_fingerprint(round_, include_excluded=False)
+    return ReportBuild.objects.create(
+        round=round_,
+        fingerprint=fingerprint,
+        annotations=annotations,
+        status=ReportBuild.Status.FAILED,
+        message="The report could not be built (report build 1 in the server log).",
+    )

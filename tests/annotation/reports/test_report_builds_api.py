@@ -8,22 +8,15 @@ from django.test.utils import CaptureQueriesContext
 
 from annotation.models import ReportBuild, Round
 from annotation.report_builds.worker import report_build_run
-from annotation.reports.selectors import report_fingerprint, round_report
+from annotation.reports.selectors import round_report
 from tests.annotation.reports.test_report import annotate
-from tests.annotation.reports.test_report_builds import builds_logged, computes_the_report
-from tests.factories import make_project, make_round, make_user
+from tests.annotation.reports.test_report_builds import (
+    builds_logged,
+    computes_the_report,
+    failed_build,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def round_(client) -> Round:
-    user = make_user()
-    round_ = make_round(prompts=4, baselines=("alpaca",), project=make_project("lab", user))
-    annotate(round_, "crowd", "w1", "cctb", baseline="alpaca")
-    annotate(round_, "judge", "gpt-4", "ccbb", baseline="alpaca")
-    client.force_login(user)
-    return round_
 
 
 def report(client, round_: Round):
@@ -88,14 +81,7 @@ def test_a_large_round_answers_202_with_progress_then_200_once_built(client, rou
 
 
 def test_a_failed_build_answers_500_with_its_message(client, round_):
-    fingerprint, annotations = report_fingerprint(round_, include_excluded=False)
-    ReportBuild.objects.create(
-        round=round_,
-        fingerprint=fingerprint,
-        annotations=annotations,
-        status=ReportBuild.Status.FAILED,
-        message="The report could not be built (report build 1 in the server log).",
-    )
+    failed_build(round_)
 
     response = report(client, round_)
 

@@ -19,7 +19,11 @@ from annotation.report_builds.worker import STALE_AFTER
 from annotation.reports.export import report_write
 from annotation.reports.selectors import report_fingerprint, round_report
 from tests.annotation.reports.test_report import annotate
-from tests.annotation.reports.test_report_builds import builds_logged, computes_the_report
+from tests.annotation.reports.test_report_builds import (
+    builds_logged,
+    computes_the_report,
+    failed_build,
+)
 from tests.factories import make_project, make_round, make_user
 
 pytestmark = pytest.mark.django_db
@@ -157,14 +161,7 @@ def test_it_waits_for_a_build_under_way_and_takes_it_over_when_its_worker_dies(r
 
 
 def test_it_computes_the_report_when_the_stored_build_failed(round_, tmp_path):
-    fingerprint, annotations = report_fingerprint(round_, include_excluded=False)
-    ReportBuild.objects.create(
-        round=round_,
-        fingerprint=fingerprint,
-        annotations=annotations,
-        status=ReportBuild.Status.FAILED,
-        message="The report could not be built (report build 1 in the server log).",
-    )
+    failed_build(round_)
     expected = computed(round_, tmp_path / "expected", ["svg"])
 
     stdout, stderr = report_command(round_, tmp_path / "out", "--formats", "svg")
