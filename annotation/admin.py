@@ -81,3 +81,11 @@ class AnnotationAdmin(admin.ModelAdmin):
 class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["original_name", "kind", "status", "processed", "total", "created_at"]
     list_filter = ["status", "kind"]
+
+
+@admin.register(models.Rating)
+class RatingAdmin(admin.ModelAdmin):
+    list_display = ["id", "annotator", "model", "question", "turn", "scale", "label", "score"]
+    list_filter = ["scale", "annotator__kind"]
+    raw_id_fields = ["response"]
+    list_select_related = ["annotator", "model"]

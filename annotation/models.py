@@ -553,3 +553,77 @@ class ReportBuild(models.Model):
     @property
     def storage_folder(self) -> str:
         return f"reports/round-{self.round_id}/build-{self.pk}"
+
+
+class Rating(models.Model):
+    """An absolute judgment of one model's answer to one question, by a person or a model
+    judge: a label on one scale (LIMA §4.3's Fail / Pass / Excellent, its ablations'
+    helpfulness 1-6, MT-Bench's single-answer score 1-10). It names the response when the
+    platform holds its text (a judge run on a round); an imported MT-Bench grade names only the
+    model, the question and the turn."""
+
+    class Scale(models.TextChoices):
+        FAIL_PASS_EXCELLENT = "fail_pass_excellent", "Fail / Pass / Excellent"
+        HELPFULNESS_1_6 = "helpfulness_1_6", "Helpfulness 1-6"
+        MT_BENCH_1_10 = "mt_bench_1_10", "MT-Bench single-answer score 1-10"
+
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="ratings")
+    model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="ratings")
+    response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.CASCADE, related_name="ratings"
+    )
+    # The prompt's id: its external id, or MT-Bench's question_id for an imported grade.
+    question = models.CharField(max_length=200)
+    turn = models.PositiveSmallIntegerField(default=1)
+    scale = models.CharField(max_length=24, choices=Scale.choices)
+    # The label of a labelled scale ("fail", "pass", "excellent"); "" on a numeric one.
+    label = models.CharField(max_length=12, blank=True, default="")
+    # The number of a numeric scale (helpfulness 1-6, MT-Bench 1-10); null on a labelled one.
+    score = models.FloatField(null=True, blank=True)
+    source = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "response", "turn", "scale"],
+                condition=Q(response__isnull=False),
+                name="rating_once_per_response",
+            ),
+            models.UniqueConstraint(
+                fields=["annotator", "model", "question", "turn", "scale"],
+                condition=Q(response__isnull=True),
+                name="rating_once_per_question",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    scale="fail_pass_excellent",
+                    label__in=["fail", "pass", "excellent"],
+                    score__isnull=True,
+                )
+                | Q(
+                    scale="helpfulness_1_6",
+                    label="",
+                    score__in=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                )
+                | Q(
+                    scale="mt_bench_1_10",
+                    label="",
+                    score__isnull=False,
+                    score__gte=1.0,
+                    score__lte=10.0,
+                ),
+                name="rating_value_on_its_scale",
+            ),
+            models.CheckConstraint(condition=Q(turn__gte=1), name="rating_turn_from_one"),
+        ]
+        indexes = [models.Index(fields=["model", "scale"])]
+
+    def __str__(self) -> str:
+        value = self.label or f"{self.score:g}"
+        return f"{self.annotator_id} on {self.model_id}/{self.question}#{self.turn}: {value}"
+
+    @property
+    def value(self) -> str:
+        """The label, or the score as written (7, 7.5)."""
+        return self.label if self.label else f"{self.score:g}"

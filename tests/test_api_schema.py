@@ -26,6 +26,7 @@ from annotation.models import (
     LanguageModel,
     Project,
     PromptSet,
+    Rating,
     Round,
 )
 from annotation.models import Response as ModelResponse
@@ -35,7 +36,7 @@ from tests.factories import make_round, make_user
 
 pytestmark = pytest.mark.django_db
 
-# Enough to reach every branch of input checking seen so far; 37 operations in about 1 minute.
+# Enough to reach every branch of input checking seen so far; 39 operations in about 1 minute.
 EXAMPLES_PER_OPERATION = 20
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
@@ -57,6 +58,7 @@ RESOURCES: dict[str, type[Model]] = {
     "models": LanguageModel,
     "projects": Project,
     "prompt-sets": PromptSet,
+    "ratings": Rating,
     "responses": ModelResponse,
     "rounds": Round,
     "training-runs": TrainingRun,
@@ -98,6 +100,16 @@ def token() -> Any:
                 ),
                 candidate_first=item.candidate_first,
             )
+        judge = Annotator.objects.create(
+            project=round_.project, kind=Annotator.Kind.JUDGE, name="gpt-4"
+        )
+        Rating.objects.create(
+            annotator=judge,
+            model=round_.candidate,
+            question="0",
+            scale=Rating.Scale.MT_BENCH_1_10,
+            score=7.5,
+        )
         ImportJob.objects.create(
             project=round_.project,
             kind=ImportJob.Kind.PROMPTS,

@@ -139,7 +139,7 @@ def mt_bench_pairwise_import(
         if "error" in winners:
             summary.dropped[DROPPED_ERROR] += 1
             continue
-        judge_name = _judge_name(record, file)
+        judge = judge_name(record, file)
         if winners[0] == winners[1]:
             verdict = {"model_1": "model_a", "model_2": "model_b", "tie": "tie"}[winners[0]]
         else:
@@ -147,7 +147,7 @@ def mt_bench_pairwise_import(
             summary.inconsistent += 1
         question = optional_id(record, "question_id", file) or str(record.line)
         turn = record.data.get("turn", 1)
-        judged = f"{question}\0{turn}\0{model_1}\0{model_2}\0{judge_name}"
+        judged = f"{question}\0{turn}\0{model_1}\0{model_2}\0{judge}"
         key = "mt-bench:" + hashlib.sha256(judged.encode()).hexdigest()[:48]
         if key in seen:
             raise ImportFailed(
@@ -158,7 +158,7 @@ def mt_bench_pairwise_import(
             )
         seen[key] = record.line
         battle = {"question_id": key, "model_a": model_1, "model_b": model_2, "winner": verdict}
-        battles.setdefault(group or judge_name, []).append(battle)
+        battles.setdefault(group or judge, []).append(battle)
     with transaction.atomic():
         for name, group_battles in battles.items():
             lines = "\n".join(json.dumps(battle) for battle in group_battles)
@@ -171,7 +171,7 @@ def mt_bench_pairwise_import(
     return summary
 
 
-def _judge_name(record: Record, file: str) -> str:
+def judge_name(record: Record, file: str) -> str:
     """FastChat's `judge` is [model, prompt name]; a plain name is taken too, none is "judge"."""
     judge = record.data.get("judge")
     name = judge[0] if isinstance(judge, list) and judge else judge

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from annotation.reports.bradley_terry import Rating
+from annotation.reports.ratings import FAIL_PASS_EXCELLENT, RatingTable
 from annotation.reports.stats import Outcome
 
 FORMATS = ("png", "svg", "pdf")
@@ -139,3 +140,60 @@ def figure_bytes(figure: Figure, fmt: str, *, salt: str = "evalplatform") -> byt
     with matplotlib.rc_context({"svg.hashsalt": salt}):
         figure.savefig(buffer, format=fmt, dpi=150, metadata=metadata[fmt])
     return buffer.getvalue()
+
+
+LABEL_COLOURS = {"fail": "#d9822b", "pass": "#b8bec8", "excellent": "#2f6db3"}
+
+
+def ratings_figure(table: RatingTable) -> Figure:
+    """One group's absolute ratings: Fail / Pass / Excellent as stacked bars per model (the
+    paper's Figure 3), or a numeric scale's mean per model with its 95 % interval."""
+    rows = table.rows
+    figure = Figure(figsize=(9, 1.4 + 0.42 * max(len(rows), 1)), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    names = [plain(row.model, NAME_WIDTH) for row in rows]
+    if table.scale == "fail_pass_excellent":
+        left = [0.0] * len(rows)
+        for label in FAIL_PASS_EXCELLENT:
+            widths = [row.shares[label] for row in rows]
+            bars = ax.barh(
+                names,
+                widths,
+                left=left,
+                color=LABEL_COLOURS[label],
+                label=label.title(),
+                height=0.62,
+            )
+            ax.bar_label(
+                bars,
+                labels=[f"{w:.0f}%" if w >= MIN_LABELLED_PERCENT else "" for w in widths],
+                label_type="center",
+                color="#1d2330" if label == "pass" else "white",
+                fontsize=9,
+            )
+            left = [start + width for start, width in zip(left, widths, strict=True)]
+        for index, row in enumerate(rows):
+            note = f"n = {row.n}"
+            if row.ci95:
+                note += f"   pass or excellent [{row.ci95[0]:.0f}, {row.ci95[1]:.0f}]%"
+            ax.text(101.5, index, note, va="center", fontsize=8.5, color="#1d2330")
+        ax.set_xlim(0, 100)
+        ax.xaxis.set_major_formatter(PercentFormatter())
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncols=3, frameon=False, fontsize=9)
+    else:
+        means = [row.mean or 0.0 for row in rows]
+        errors = [
+            [mean - (row.ci95 or (mean, mean))[0] for mean, row in zip(means, rows, strict=True)],
+            [(row.ci95 or (mean, mean))[1] - mean for mean, row in zip(means, rows, strict=True)],
+        ]
+        ax.errorbar(means, names, xerr=errors, fmt="o", color=COLOURS["wins"], capsize=3)
+        low, high = (1, 6) if table.scale == "helpfulness_1_6" else (1, 10)
+        ax.set_xlim(low - 0.2, high + 0.2)
+        ax.set_xlabel("mean score (95 % interval, resampling questions)", fontsize=9)
+        for index, row in enumerate(rows):
+            ax.text(high + 0.35, index, f"n = {row.n}", va="center", fontsize=8.5)
+    ax.invert_yaxis()
+    ax.set_title(plain(table.title), loc="left", fontsize=10, fontweight="bold")
+    ax.spines[["top", "right"]].set_visible(False)
+    return figure

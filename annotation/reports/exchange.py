@@ -168,3 +168,29 @@ def mt_bench_pairwise(rows: pd.DataFrame, group: str) -> list[dict]:
             }
         )
     return records
+
+
+MT_BENCH_NUMERIC = {"helpfulness_1_6", "mt_bench_1_10"}
+
+
+def mt_bench_single(rows: pd.DataFrame, group: str) -> list[dict]:
+    """A judge's numeric ratings (ratings.rating_rows) as FastChat llm_judge single-answer
+    judgments: question_id (a number when the id is one), model, score, turn, and the judge as
+    [name, "evalplatform-<scale>"]; the judge's reply is not part of a rating."""
+    chosen = rows[(rows["annotator"] == group) & rows["scale"].isin(MT_BENCH_NUMERIC)]
+    return [
+        {
+            "question_id": int(row.question) if row.question.isdigit() else row.question,
+            "model": row.model,
+            "judge": [group, f"evalplatform-{row.scale}"],
+            "score": float(row.score),
+            "turn": int(row.turn),
+        }
+        for row in chosen.sort_values(["model", "question", "turn"]).itertuples()
+    ]
+
+
+def file_part(name: str) -> str:
+    """A name (a judge's, a group's) as part of a file name: path separators and the like
+    replaced."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "unnamed"

@@ -162,11 +162,18 @@ def round_verdict_rows(round_id: int, *, include_excluded: bool = False) -> pd.D
     baseline_output, group, label (a code into LABELS), preference (NaN unless given),
     candidate_first, order_known, order_votes ([[candidate_first, choice], ...] or []).
     """
+    return _verdict_rows(Q(item__round_id=round_id), include_excluded=include_excluded)
+
+
+def project_verdict_rows(project_id: int, *, include_excluded: bool = False) -> pd.DataFrame:
+    """round_verdict_rows for every round of the project, round after round."""
+    return _verdict_rows(Q(item__round__project_id=project_id), include_excluded=include_excluded)
+
+
+def _verdict_rows(where: Q, *, include_excluded: bool) -> pd.DataFrame:
     rows = (
-        Annotation.objects.filter(
-            counted(include_excluded=include_excluded), item__round_id=round_id
-        )
-        .order_by("item__position", "id")
+        Annotation.objects.filter(counted(include_excluded=include_excluded), where)
+        .order_by("item__round_id", "item__position", "id")
         .values_list(
             "item_id",
             "item__prompt__external_id",

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from annotation.models import Annotation, Item
 from annotation.services.judgments import annotations_record_judgments
+from annotation.services.ratings import RatingGiven, rating_value, ratings_record
 from inference.clients.openai_compat import (
     MissingApiKey,
     OpenAICompatClient,
@@ -177,6 +178,7 @@ def _execute(
     jobs = [CallJob(call.pk, _job_fields(call)) for call in pending]
     jobs = _answer_from_cache(run, jobs, settings, structured)
     _finalize_items(run)
+    _finalize_ratings(run)
     if progress:
         progress(run)
 
@@ -302,6 +304,7 @@ def _write_outcomes(run: JudgeRun, outcomes: list[CallOutcome], lease: Lease) ->
             pk__in=[o.call_id for o in done], item__isnull=False
         ).values_list("item_id", flat=True)
         _finalize_items(run, set(item_ids))
+        _finalize_ratings(run, [o.call_id for o in done])
         return lease.beat()
 
 
@@ -340,3 +343,34 @@ def _finalize_items(run: JudgeRun, item_ids: Iterable[int] | None = None) -> int
             judgments.append((item, combined.choice, in_model_terms))
     annotations_record_judgments(annotator=run.judge.annotator, judgments=judgments)
     return len(judgments)
+
+
+def _finalize_ratings(run: JudgeRun, call_ids: Iterable[int] | None = None) -> int:
+    """Absolute modes: record the judge's rating of every response whose call is done (the
+    project's ratings, beside the people's); returns how many are new."""
+    if run.judge.mode == Judge.Mode.PAIRWISE:
+        return 0
+    calls = JudgeCall.objects.filter(run=run, status=JudgeCall.Status.DONE, response__isnull=False)
+    if call_ids is not None:
+        calls = calls.filter(pk__in=list(call_ids))
+    scale = run.judge.mode
+    given = []
+    for response_pk, model_pk, question, verdict in calls.values_list(
+        "response_id", "response__model_id", "response__prompt__external_id", "verdict"
+    ):
+        # A done call holds a verdict its template parsed: one of the scale's values.
+        label, score = rating_value(scale, verdict)
+        given.append(
+            RatingGiven(
+                model_id=model_pk,
+                question=question,
+                scale=scale,
+                label=label,
+                score=score,
+                response_id=response_pk,
+            )
+        )
+    recorded = ratings_record(
+        annotator=run.judge.annotator, ratings=given, source=f"judge run {run.pk}"
+    )
+    return recorded.created

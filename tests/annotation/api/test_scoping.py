@@ -7,12 +7,13 @@ from rest_framework.test import APIClient
 
 from annotation.models import Annotator
 from annotation.services.assignment import annotation_submit, assignment_current, session_start
+from annotation.services.ratings import RatingGiven, ratings_record
 from tests.factories import make_round, make_user
 
 pytestmark = pytest.mark.django_db
 
 RESOURCES = ["/api/projects/", "/api/prompt-sets/", "/api/responses/", "/api/models/"]
-RESOURCES += ["/api/rounds/", "/api/annotations/"]
+RESOURCES += ["/api/rounds/", "/api/annotations/", "/api/ratings/"]
 
 
 @pytest.fixture
@@ -23,6 +24,11 @@ def round_():
         session=session,
         assignment_token=assignment_current(session=session).token,
         shown_choice="A",
+    )
+    judge = Annotator.objects.create(project=round_.project, kind="judge", name="gpt-4")
+    ratings_record(
+        annotator=judge,
+        ratings=[RatingGiven(round_.candidate_id, "0", "mt_bench_1_10", score=7.5)],
     )
     return round_
 
@@ -91,3 +97,15 @@ def test_a_superuser_sees_the_machine_side_of_every_project(round_):
     assert client.get(f"/api/rounds/{round_.pk}/generation/").status_code == 200
     assert client.get(f"/api/rounds/{round_.pk}/judges/").status_code == 200
     assert client.get("/api/training-runs/").status_code == 200
+
+
+def test_ratings_filter_by_project_and_scale_and_refuse_an_unknown_scale(round_):
+    client = client_for(superuser())
+    listed = client.get(f"/api/ratings/?project={round_.project_id}&scale=mt_bench_1_10").json()
+    assert [(r["model_name"], r["score"], r["annotator_kind"]) for r in listed["results"]] == [
+        ("candidate", 7.5, "judge")
+    ]
+    assert client.get("/api/ratings/?scale=helpfulness_1_6").json()["count"] == 0
+    refused = client.get("/api/ratings/?scale=stars")
+    assert refused.status_code == 400
+    assert "scale" in refused.json()

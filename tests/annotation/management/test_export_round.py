@@ -12,7 +12,9 @@ from annotation.models import Annotator, Project
 from annotation.reports.alpaca_eval import alpaca_eval_figures
 from annotation.selectors import round_judge_preferences
 from annotation.services.assignment import annotation_submit, assignment_current, session_start
-from tests.factories import make_round
+from annotation.services.judgments import annotations_record_judgments
+from annotation.services.rounds import round_create
+from tests.factories import make_model_with_responses, make_prompt_set, make_round
 from tests.shared_data import ALPACA_EVAL
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +121,53 @@ def test_it_names_a_group_the_round_does_not_have(tmp_path):
         CommandError, match=r"No annotations from gpt-4 in round \d+ \(its groups: crowd\)"
     ):
         run(str(round_.pk), "--format", "alpaca-eval", "--out", str(tmp_path), "--group", "gpt-4")
+
+
+def test_names_with_a_slash_are_written_as_file_names_in_the_folder(tmp_path):
+    # Hugging Face model names hold a slash; a judge's name may hold anything.
+    round_ = make_round(prompts=2, candidate="meta-llama/Llama-2-7b-chat-hf", baselines=("../b",))
+    judge = Annotator.objects.create(project=round_.project, kind="judge", name="gpt/4")
+    annotations_record_judgments(
+        annotator=judge,
+        judgments=[(item, "candidate", {True: "candidate"}) for item in round_.items.all()],
+    )
+    run(str(round_.pk), "--format", "alpaca-eval", "--out", str(tmp_path))
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == [
+        "annotations.gpt_4.json",
+        "model_outputs._b.json",
+        "model_outputs.meta-llama_Llama-2-7b-chat-hf.json",
+    ]
+    outputs = json.loads(
+        (tmp_path / "model_outputs.meta-llama_Llama-2-7b-chat-hf.json").read_text()
+    )
+    assert outputs[0]["generator"] == "meta-llama/Llama-2-7b-chat-hf"
+
+
+def test_preference_pairs_of_a_project_hold_every_rounds_pairs(tmp_path):
+    first = crowd_round()
+    project = first.project
+    prompt_set = make_prompt_set(project, 2, name="more prompts")
+    second = round_create(
+        project=project,
+        prompt_set=prompt_set,
+        candidate=make_model_with_responses(project, prompt_set, "other"),
+        baselines=[make_model_with_responses(project, prompt_set, "third")],
+        shared_items=0,
+        seed=5,
+    )
+    judge = Annotator.objects.create(project=project, kind="judge", name="gpt-4")
+    annotations_record_judgments(
+        annotator=judge,
+        judgments=[(item, "baseline", {True: "baseline"}) for item in second.items.all()],
+    )
+    out = run("--project", project.name, "--format", "preference-pairs", "--out", str(tmp_path))
+    assert "5 pairs, 0 tied items kept apart." in out
+    pairs = [
+        json.loads(line) for line in (tmp_path / "preference_pairs.jsonl").read_text().splitlines()
+    ]
+    assert sorted(p["chosen_model"] for p in pairs) == ["candidate"] * 3 + ["third"] * 2
+    with pytest.raises(CommandError, match="exports one round"):
+        run("--project", project.name, "--format", "alpaca-eval", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="Name one round"):
+        run(str(first.pk), "--project", project.name, "--format", "preference-pairs", "--out", "x")

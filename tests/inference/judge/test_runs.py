@@ -1,13 +1,16 @@
 """The judge against a real local server speaking the OpenAI protocol, through the real client."""
 
+import io
+import json
 import re
 import time
 from html import unescape
 
 import pytest
+from django.core.management import call_command
 from django.template.loader import render_to_string
 
-from annotation.models import Annotation, Annotator
+from annotation.models import Annotation, Annotator, Rating
 from annotation.services.quality import GoldAnswer, items_mark_gold, round_add_attention_checks
 from annotation.services.rounds import round_create
 from inference.judge.calls import PARSE_ATTEMPTS
@@ -392,3 +395,51 @@ def test_a_reply_without_a_chat_message_is_a_recorded_failure(server, body):
     assert calls and all(c.status == JudgeCall.Status.FAILED for c in calls)
     assert all("malformed response" in c.error for c in calls)
     assert not judge_annotations(run.judge).exists()
+
+
+def test_an_absolute_judge_records_a_rating_of_each_response_once(server, tmp_path):
+    round_ = make_round(prompts=3, baselines=("baseline",))
+    scores = {"0": "2", "1": "5", "2": "?"}
+
+    def by_question(request):
+        return Reply(f"Score: {scores[str(question_number(request))]}")
+
+    server.responder = by_question
+    judge = make_judge(round_, server, mode="helpfulness_1_6", max_attempts=1)
+    run = run_judge(round_, judge)
+    ratings = Rating.objects.filter(annotator=judge.annotator)
+    # Question 2's replies give no score: its calls fail and rate nothing.
+    assert sorted(ratings.values_list("model__name", "question", "score")) == [
+        ("baseline", "0", 2.0),
+        ("baseline", "1", 5.0),
+        ("candidate", "0", 2.0),
+        ("candidate", "1", 5.0),
+    ]
+    for rating in ratings.select_related("response"):
+        assert rating.response.model_id == rating.model_id
+        assert rating.response.prompt.external_id == rating.question
+        assert (rating.scale, rating.label) == ("helpfulness_1_6", "")
+    scores["2"] = "6"
+    judge_run_retry_failed(run=run)
+    run_judge(round_, judge)
+    assert ratings.count() == 6
+    assert ratings.filter(question="2", score=6.0).count() == 2
+
+    out = io.StringIO()
+    call_command("ratings", "--project", round_.project.name, "--round", str(round_.pk), stdout=out)
+    assert "gpt-4: Helpfulness 1-6" in out.getvalue()
+    call_command(
+        "export_ratings", "--project", round_.project.name, "--out", str(tmp_path), stdout=out
+    )
+    exported = (tmp_path / "model_judgment" / "gpt-4_single.jsonl").read_text().splitlines()
+    assert len(exported) == 6
+    assert json.loads(exported[0])["judge"] == ["gpt-4", "evalplatform-helpfulness_1_6"]
+
+
+def test_a_fail_pass_excellent_judge_records_labels(server):
+    round_ = make_round(prompts=2)
+    server.responder = lambda request: Reply("Verdict: Excellent")
+    judge = make_judge(round_, server, mode="fail_pass_excellent")
+    run_judge(round_, judge)
+    labels = Rating.objects.filter(annotator=judge.annotator).values_list("label", "score")
+    assert list(labels) == [("excellent", None)] * 4

@@ -1,0 +1,49 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.management.commands._ratings import add_scope_arguments, project_checked
+from annotation.models import Annotator
+from annotation.reports.exchange import MT_BENCH_NUMERIC, file_part, mt_bench_single
+from annotation.reports.ratings import rating_rows
+
+
+class Command(BaseCommand):
+    help = (
+        "Export a project's numeric judge ratings (MT-Bench grades, helpfulness 1-6) as "
+        "FastChat llm_judge single-answer judgments: model_judgment/<judge>_single.jsonl, one "
+        "file per judge, which FastChat's show_result.py and import_mt_bench read."
+    )
+
+    def add_arguments(self, parser):
+        add_scope_arguments(parser)
+        parser.add_argument("--out", required=True, help="Folder to write into (created).")
+        parser.add_argument("--judge", action="append", default=[], help="A judge's name.")
+
+    def handle(self, *args, project: str, out: str, round: int | None, **options):
+        project_obj = project_checked(project, round)
+        rows = rating_rows(project_obj.pk, round_id=round)
+        rows = rows[(rows["kind"] == Annotator.Kind.JUDGE) & rows["scale"].isin(MT_BENCH_NUMERIC)]
+        known = sorted(set(rows["annotator"]))
+        unknown = sorted(set(options["judge"]) - set(known))
+        if unknown:
+            raise CommandError(
+                f"No numeric ratings from {', '.join(unknown)} in {project!r} "
+                f"(judges with some: {', '.join(known) or 'none'})."
+            )
+        if not known:
+            raise CommandError(
+                f"No judge of {project!r} has numeric ratings (MT-Bench or helpfulness 1-6) "
+                "to export; Fail / Pass / Excellent labels have no MT-Bench score."
+            )
+        folder = Path(out) / "model_judgment"
+        folder.mkdir(parents=True, exist_ok=True)
+        for judge in options["judge"] or known:
+            records = mt_bench_single(rows, judge)
+            path = folder / f"{file_part(judge)}_single.jsonl"
+            path.write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                encoding="utf-8",
+            )
+            self.stdout.write(f"{path}: {len(records)} judgments")

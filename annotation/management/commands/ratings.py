@@ -1,0 +1,81 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+from annotation.management.commands._ratings import add_scope_arguments, project_checked
+from annotation.models import Rating
+from annotation.reports.charts import figure_bytes, ratings_figure
+from annotation.reports.exchange import file_part
+from annotation.reports.ratings import ModelRatings, RatingTable, rating_rows, rating_tables
+
+
+class Command(BaseCommand):
+    help = (
+        "A project's absolute ratings per model: MT-Bench's mean score per turn and overall "
+        "(as FastChat's show_result prints it), the mean helpfulness 1-6, the Fail / Pass / "
+        "Excellent shares; one table per judge and per group of people, with 95 % intervals "
+        "over the questions."
+    )
+
+    def add_arguments(self, parser):
+        add_scope_arguments(parser)
+        parser.add_argument("--scale", choices=Rating.Scale.values)
+        parser.add_argument("--json", action="store_true", help="The tables as JSON.")
+        parser.add_argument(
+            "--figures",
+            help="A folder for one figure per table (ratings-GROUP-SCALE.png): Fail / Pass / "
+            "Excellent as stacked bars, a numeric scale's means with their intervals.",
+        )
+
+    def handle(self, *args, project: str, round: int | None, scale: str | None, **options):
+        project_obj = project_checked(project, round)
+        tables = rating_tables(rating_rows(project_obj.pk, round_id=round, scale=scale))
+        if options["figures"]:
+            folder = Path(options["figures"])
+            folder.mkdir(parents=True, exist_ok=True)
+            for table in tables:
+                path = folder / f"ratings-{file_part(table.group)}-{table.scale}.png"
+                path.write_bytes(figure_bytes(ratings_figure(table), "png"))
+                self.stderr.write(f"wrote {path}")
+        if options["json"]:
+            self.stdout.write(json.dumps([table.as_json() for table in tables], indent=2))
+            return
+        if not tables:
+            self.stdout.write(f"No ratings in {project!r} yet.")
+            return
+        for table in tables:
+            self.stdout.write(f"\n{table.title}")
+            for line in _table_lines(table):
+                self.stdout.write(f"  {line}")
+
+
+def _interval(row: ModelRatings, digits: int) -> str:
+    if row.ci95 is None:
+        return "-"
+    return f"{row.ci95[0]:.{digits}f} to {row.ci95[1]:.{digits}f}"
+
+
+def _table_lines(table: RatingTable) -> list[str]:
+    if table.scale == Rating.Scale.FAIL_PASS_EXCELLENT:
+        lines = [f"{'model':<32} {'n':>5} {'fail':>7} {'pass':>7} {'excellent':>9}  pass+, 95 %"]
+        for row in table.rows:
+            shares = row.shares
+            lines.append(
+                f"{row.model:<32} {row.n:>5} {shares['fail']:>6.1f}% {shares['pass']:>6.1f}% "
+                f"{shares['excellent']:>8.1f}%  {_interval(row, 1)}"
+            )
+        return lines
+    turns = sorted({turn for row in table.rows for turn in row.turn_means})
+    turns = turns if len(turns) > 1 else []
+    heads = "".join(f" {'turn ' + str(turn):>8}" for turn in turns)
+    lines = [f"{'model':<32} {'n':>5} {'mean':>8}{heads}  95 %"]
+    for row in table.rows:
+        per_turn = "".join(
+            f" {row.turn_means[turn]:>8.4f}" if turn in row.turn_means else f" {'-':>8}"
+            for turn in turns
+        )
+        lines.append(
+            f"{row.model:<32} {row.n:>5} {row.mean or 0.0:>8.4f}{per_turn}  {_interval(row, 2)}"
+        )
+    return lines

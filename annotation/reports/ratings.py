@@ -1,0 +1,162 @@
+"""Absolute judgments per model: MT-Bench's single-answer table (mean score per turn and over
+both, as FastChat's show_result prints it), the mean helpfulness, and the Fail / Pass /
+Excellent shares, each with a bootstrap interval over the questions rated."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from annotation.models import Annotator, Item, Rating
+from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, rng_for
+
+Scale = Rating.Scale
+FAIL_PASS_EXCELLENT = ("fail", "pass", "excellent")
+COLUMNS = ["annotator", "kind", "model", "question", "turn", "scale", "label", "score"]
+
+
+def rating_rows(
+    project_id: int, *, round_id: int | None = None, scale: str | None = None
+) -> pd.DataFrame:
+    """One row per rating of the project (of the round's responses only, when given)."""
+    ratings = Rating.objects.filter(annotator__project_id=project_id)
+    if round_id is not None:
+        items = Item.objects.filter(round_id=round_id)
+        responses = set(items.values_list("candidate_response_id", flat=True)) | set(
+            items.values_list("baseline_response_id", flat=True)
+        )
+        ratings = ratings.filter(response_id__in=responses)
+    if scale is not None:
+        ratings = ratings.filter(scale=scale)
+    # A fixed order: the interval's resampling numbers the questions in the order read.
+    ordered = ratings.order_by("annotator__name", "model__name", "question", "turn", "pk")
+    rows = ordered.values_list(
+        "annotator__name",
+        "annotator__kind",
+        "model__name",
+        "question",
+        "turn",
+        "scale",
+        "label",
+        "score",
+    )
+    return pd.DataFrame(list(rows), columns=COLUMNS)
+
+
+@dataclass(frozen=True)
+class ModelRatings:
+    model: str
+    n: int
+    # Numeric scales: the mean over every rating, and per turn (MT-Bench); labelled: the
+    # share of each label in percent.
+    mean: float | None = None
+    turn_means: dict[int, float] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)
+    ci95: tuple[float, float] | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "model": self.model,
+            "n": self.n,
+            "mean": self.mean,
+            "turn_means": {str(turn): mean for turn, mean in self.turn_means.items()},
+            "shares": self.shares,
+            "ci95": list(self.ci95) if self.ci95 else None,
+        }
+
+
+@dataclass(frozen=True)
+class RatingTable:
+    """One annotator group's ratings on one scale, a row per model, best first."""
+
+    group: str
+    scale: str
+    rows: list[ModelRatings]
+
+    @property
+    def title(self) -> str:
+        return f"{self.group}: {Scale(self.scale).label}"
+
+    def as_json(self) -> dict:
+        return {
+            "group": self.group,
+            "scale": self.scale,
+            "models": [row.as_json() for row in self.rows],
+        }
+
+
+def _group(kind: str, name: str) -> str:
+    """Judges are each their own group; people are pooled by kind (crowd, author)."""
+    return name if kind == Annotator.Kind.JUDGE else kind
+
+
+def rating_tables(
+    rows: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> list[RatingTable]:
+    """Per group and scale, per model: MT-Bench's mean per turn and over all its grades (the
+    numbers FastChat's show_result.py prints), a numeric scale's mean, a labelled scale's
+    shares; the interval resamples the questions (both turns of a question go together)."""
+    if rows.empty:
+        return []
+    groups = [_group(k, n) for k, n in zip(rows["kind"], rows["annotator"], strict=True)]
+    rows = rows.assign(group=groups)
+    tables = []
+    for (group, scale), of_scale in rows.groupby(["group", "scale"], sort=True):
+        models = []
+        for model, of_model in of_scale.groupby("model", sort=True):
+            rng = rng_for(seed, "ratings", str(group), str(scale), str(model))
+            models.append(_model_ratings(str(model), str(scale), of_model, resamples, rng))
+        if scale == Scale.FAIL_PASS_EXCELLENT:
+            models.sort(key=lambda m: (-m.shares["excellent"] - m.shares["pass"], m.model))
+        else:
+            models.sort(key=lambda m: (-(m.mean or 0.0), m.model))
+        tables.append(RatingTable(str(group), str(scale), models))
+    return tables
+
+
+def _model_ratings(
+    model: str, scale: str, rows: pd.DataFrame, resamples: int, rng: np.random.Generator
+) -> ModelRatings:
+    questions = pd.factorize(rows["question"])[0]
+    if scale == Scale.FAIL_PASS_EXCELLENT:
+        shares = {
+            label: float(100 * (rows["label"] == label).mean()) for label in FAIL_PASS_EXCELLENT
+        }
+        # The interval of the share that passes (Pass or Excellent), the paper's headline.
+        passed = rows["label"].isin(["pass", "excellent"]).to_numpy(dtype=float)
+        interval = _interval(passed, questions, resamples, rng, percent=True)
+        return ModelRatings(model, len(rows), shares=shares, ci95=interval)
+    scores = rows["score"].to_numpy(dtype=float)
+    turn_means = {
+        int(turn): float(of_turn.mean())
+        for turn, of_turn in rows.groupby("turn", sort=True)["score"]
+    }
+    return ModelRatings(
+        model,
+        len(rows),
+        mean=float(scores.mean()),
+        turn_means=turn_means,
+        ci95=_interval(scores, questions, resamples, rng),
+    )
+
+
+def _interval(
+    values: np.ndarray,
+    clusters: np.ndarray,
+    resamples: int,
+    rng: np.random.Generator,
+    *,
+    percent: bool = False,
+) -> tuple[float, float] | None:
+    """95 % percentile interval of the mean, resampling whole questions with replacement;
+    `percent`: the values are 0/1 and the interval is of their share in percent."""
+    count = int(clusters.max()) + 1 if len(clusters) else 0
+    if count < 2 or resamples <= 0:
+        return None
+    sums = np.bincount(clusters, weights=values, minlength=count)
+    sizes = np.bincount(clusters, minlength=count).astype(float)
+    draws = rng.multinomial(count, np.full(count, 1 / count), size=resamples).astype(float)
+    means = (draws @ sums) / (draws @ sizes)
+    low, high = np.percentile(means, [2.5, 97.5])
+    scale = 100.0 if percent else 1.0
+    return float(low * scale), float(high * scale)
