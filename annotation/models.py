@@ -223,7 +223,9 @@ class Item(models.Model):
         GOLD = "gold", "Gold (known answer)"
         ATTENTION = "attention", "Attention check"
 
-    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="items")
+    # No index of its own on `round`, nor below where a composite index starts with the column:
+    # every answer writes these rows, and each index is written with them.
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="items", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
     baseline = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
     candidate_response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="+")
@@ -346,8 +348,13 @@ class Assignment(models.Model):
         COMPLETED = "completed"
         EXPIRED = "expired"
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
-    session = models.ForeignKey(WorkerSession, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed by the constraint and the index below, which start with them.
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    session = models.ForeignKey(
+        WorkerSession, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     token = models.CharField(max_length=40, unique=True, default=_url_token)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.LEASED)
     leased_at = models.DateTimeField()
@@ -374,8 +381,13 @@ class Annotation(models.Model):
         B = "B", "Answer B is significantly better"
         NEITHER = "N", "Neither is significantly better"
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
-    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="annotations")
+    # Indexed by the constraint and the index below, which start with them.
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
+    annotator = models.ForeignKey(
+        Annotator, on_delete=models.PROTECT, related_name="annotations", db_index=False
+    )
     assignment = models.OneToOneField(
         Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"
     )

@@ -2,10 +2,13 @@
 
     python benchmarks/crowd_load.py [--sizes 50,200,500] [--seconds 60] [--think-workers 500]
 
-Starts the platform as `docker/entrypoint.sh web` does (gunicorn, DEBUG=0) on a throw-away
-PostgreSQL database (`--database`, dropped and created again: never point it at a real one),
-makes a round of `--items` comparisons (real AlpacaEval texts from ../shared/fixtures, cycled)
-with `--annotators` per item, then runs:
+Starts the platform as `docker/entrypoint.sh web` does (DEBUG=0) on a throw-away PostgreSQL
+database (`--database`, dropped and created again: never point it at a real one), loads
+`--items` prompts with two models' answers (real AlpacaEval texts from ../shared/fixtures,
+cycled) and makes, for each loop below, a fresh round of `--items` comparisons with
+`--annotators` per item (a loop at 400 answers/s for 60 s would otherwise leave the next one a
+nearly full round); the database is vacuumed before each loop, as autovacuum would on a server
+where it is on. Then it runs:
 
 - closed loops of N workers for each N in `--sizes`: each worker is its own browser session
   (cookies, CSRF) and sends exactly what the crowd page sends, the htmx answer POST, with no
@@ -15,8 +18,8 @@ with `--annotators` per item, then runs:
 - the bare view (`/healthz`) in a closed loop of the largest N, the baseline of the ratio.
 
 It prints annotations/s, answer latency, CPU per annotation in the web processes, in the
-PostgreSQL backends serving this database and in this process (the simulated workers, which
-share the machine), transactions and statements per answer, the
+PostgreSQL server (all its processes: run it on a quiet machine) and in this process (the
+simulated workers, which share the machine), transactions and statements per answer, the
 ratio to the bare view, and the database's invariants: no item annotated twice by one worker,
 no item over-filled, as many stored annotations as answers the server acknowledged.
 """
@@ -77,8 +80,9 @@ def database_reset(database_url: str) -> None:
         connection.execute(f'CREATE DATABASE "{name}"')
 
 
-def round_build(database_url: str, items: int, annotators: int) -> str:
-    """Migrate the database and make the round; returns its crowd token."""
+def texts_build(database_url: str, items: int) -> None:
+    """Migrate the database and load the prompts and both models' answers, rendered as an
+    operator would for rounds this large (docs: `render_texts`)."""
     os.environ.update(server_environment(database_url))
     os.environ["DJANGO_SETTINGS_MODULE"] = "evalplatform.settings"
     import django
@@ -88,7 +92,6 @@ def round_build(database_url: str, items: int, annotators: int) -> str:
     from django.db import connection
 
     from annotation.models import LanguageModel, Project, Prompt, PromptSet, Response
-    from annotation.services.rounds import round_create
 
     call_command("migrate", verbosity=0)
     candidate_rows = json.loads(
@@ -131,25 +134,52 @@ def round_build(database_url: str, items: int, annotators: int) -> str:
         ],
         batch_size=5000,
     )
-    round_ = round_create(
+    # Rendered through a first round: the rendering is stored on the prompts and responses,
+    # which every round of the run shares.
+    first = round_build(0, annotators=1)
+    started = time.perf_counter()
+    call_command("render_texts", str(first.pk), stdout=io.StringIO())
+    print(f"render_texts: {time.perf_counter() - started:.1f} s for the texts")
+    first.delete()
+    connection.close()
+
+
+def round_build(index: int, annotators: int):
+    """A fresh round over every prompt: each loop starts from the same state, as the issue
+    sets it (a round of `--items` comparisons with `--annotators` each), not from what the
+    loop before left open."""
+    from annotation.models import LanguageModel, Project, PromptSet
+    from annotation.services.rounds import round_create
+
+    project = Project.objects.get(name="crowd-load")
+    return round_create(
+        name=f"crowd load {index}",
         project=project,
-        prompt_set=prompt_set,
-        candidate=candidate,
-        baselines=[baseline],
+        prompt_set=PromptSet.objects.get(project=project),
+        candidate=LanguageModel.objects.get(project=project, name="Mistral-7B-Instruct-v0.2"),
+        baselines=[LanguageModel.objects.get(project=project, name="gpt4-1106-preview")],
         annotators_per_item=annotators,
         shared_items=0,
         items_per_worker=1000,
         lease_seconds=3600,
-        seed=1,
+        seed=1 + index,
     )
-    # As an operator would for a round this large (docs: `render_texts`).
-    started = time.perf_counter()
-    call_command("render_texts", str(round_.pk), stdout=io.StringIO())
-    print(f"render_texts: {time.perf_counter() - started:.1f} s for the round's texts")
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
-    connection.close()
-    return round_.crowd_token
+
+
+def database_vacuum(database_url: str) -> None:
+    """What autovacuum does on a server where it is on (PostgreSQL's default): without it, the
+    item rows every claim updates pile up as dead versions from one loop to the next."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+
+
+def autovacuum_setting(database_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        return str(connection.execute("SHOW autovacuum").fetchone()[0])
 
 
 def free_port() -> int:
@@ -190,29 +220,35 @@ class CpuMeter:
     def __init__(self, server: subprocess.Popen, database_url: str) -> None:
         self.server = psutil.Process(server.pid)
         self.database_url = database_url
+        self.postmaster: psutil.Process | None = None
 
     def _web(self) -> dict[int, float]:
         processes = [self.server, *self.server.children(recursive=True)]
         return {p.pid: _cpu(p) for p in processes}
 
     def _database(self) -> dict[int, float]:
-        import psycopg
-
-        name = self.database_url.rsplit("/", 1)[1]
-        with psycopg.connect(self.database_url, autocommit=True) as connection:
-            pids = [
-                row[0]
-                for row in connection.execute(
-                    "SELECT pid FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    [name],
-                )
-            ]
-        found = {}
-        for pid in pids:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                found[pid] = _cpu(psutil.Process(pid))
+        """The PostgreSQL server's CPU: its live processes, plus what the postmaster has
+        reaped of ended ones (a backend replaced at DATABASE_CONN_MAX_AGE inside the window
+        is counted too). Every database of the server: run it on a quiet machine."""
+        postmaster = self._postmaster()
+        found = {0: 0.0}
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = postmaster.cpu_times()
+            found[0] = times.user + times.system + times.children_user + times.children_system
+            for child in postmaster.children():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    found[child.pid] = _cpu(child)
         return found
+
+    def _postmaster(self) -> "psutil.Process":
+        if self.postmaster is None:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as connection:
+                backend = int(connection.execute("SELECT pg_backend_pid()").fetchone()[0])
+                # Read while the backend lives: it ends with the connection.
+                self.postmaster = psutil.Process(backend).parent()
+        return self.postmaster
 
     def read(self) -> tuple[dict[int, float], dict[int, float]]:
         return self._web(), self._database()
@@ -230,6 +266,25 @@ def _cpu(process: "psutil.Process") -> float:
 
 def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
+    """The busiest process's share of the CPU spent: 1/3 with 3 evenly loaded workers."""
+    spent = [seconds - before.get(pid, 0.0) for pid, seconds in after.items()]
+    total = sum(spent)
+    return max(spent) / total if total else 0.0
+
+
+def item_table_churn(database_url: str) -> tuple[int, int]:
+    """Dead row versions in the item table and how often autovacuum has cleaned it."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT n_dead_tup, autovacuum_count FROM pg_stat_user_tables"
+            " WHERE relname = 'annotation_item'"
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def transactions(database_url: str) -> int:
@@ -432,14 +487,21 @@ def statements_per_answer(database_url: str, crowd_token: str) -> tuple[int, int
     return len(executed), transactions(database_url) - before - 1
 
 
-async def measure(args, base: str, crowd_token: str, meter: CpuMeter) -> tuple[list[dict], int]:
-    rows = []
-    acknowledged = 0
+def loops_planned(args) -> list[tuple[int, float]]:
     loops = [(size, 0.0) for size in args.sizes]
     if args.think_workers:
         loops.append((args.think_workers, args.think_mean))
-    for index, (workers, think_mean) in enumerate(loops):
-        loop = Loop(base, crowd_token, workers, think_mean, f"run{index}")
+    return loops
+
+
+async def measure(
+    args, base: str, crowd_tokens: list[str], meter: CpuMeter
+) -> tuple[list[dict], int]:
+    rows = []
+    acknowledged = 0
+    for index, (workers, think_mean) in enumerate(loops_planned(args)):
+        await asyncio.to_thread(database_vacuum, args.database)
+        loop = Loop(base, crowd_tokens[index], workers, think_mean, f"run{index}")
         await loop.started()
         web_before, db_before = meter.read()
         client_before = meter.client()
@@ -453,6 +515,7 @@ async def measure(args, base: str, crowd_token: str, meter: CpuMeter) -> tuple[l
         client_after = meter.client()
         xacts = transactions(args.database) - xacts_before
         await loop.close()
+        dead_rows, autovacuums = item_table_churn(args.database)
         run = loop.run
         acknowledged += run.acknowledged
         answers = max(run.answers, 1)
@@ -472,6 +535,10 @@ async def measure(args, base: str, crowd_token: str, meter: CpuMeter) -> tuple[l
             }
         )
         print(_row(rows[-1]), flush=True)
+        print(
+            f"      busiest web process {busiest_share(web_before, web_after):.0%} of the web CPU;"
+            f" item table: {dead_rows:,} dead row versions, {autovacuums} autovacuums so far"
+        )
         if run.setup_failures:
             print(f"      ({run.setup_failures} failed attempts to start a worker's session)")
     return rows, acknowledged
@@ -501,10 +568,22 @@ def main() -> None:
 
     database_reset(args.database)
     print(
-        f"building a round of {args.items:,} items, {args.annotators} annotators each...",
+        f"loading {args.items:,} prompts and two models' answers; rounds of {args.annotators} "
+        "annotators an item...",
         flush=True,
     )
-    crowd_token = round_build(args.database, args.items, args.annotators)
+    texts_build(args.database, args.items)
+    started = time.perf_counter()
+    crowd_tokens = [
+        round_build(index + 1, args.annotators).crowd_token
+        for index in range(len(loops_planned(args)))
+    ]
+    print(
+        f"{len(crowd_tokens)} rounds of {args.items:,} items, one a loop: "
+        f"{time.perf_counter() - started:.1f} s; this server's autovacuum is "
+        f"{autovacuum_setting(args.database)} (the script vacuums before each loop)",
+        flush=True,
+    )
     port = free_port()
     server = server_start(args.database, port)
     base = f"http://127.0.0.1:{port}"
@@ -515,9 +594,9 @@ def main() -> None:
             f"{'web ms':>8} {'db ms':>8} {'load ms':>8} {'xact/a':>6} {'refused':>7} "
             f"{'errors':>6}"
         )
-        rows, acknowledged = asyncio.run(measure(args, base, crowd_token, meter))
+        rows, acknowledged = asyncio.run(measure(args, base, crowd_tokens, meter))
         bare = asyncio.run(bare_loop(base, max(args.sizes or [50]), args.bare_seconds))
-        statements, xacts = statements_per_answer(args.database, crowd_token)
+        statements, xacts = statements_per_answer(args.database, crowd_tokens[-1])
         closed = [row for row in rows if not row["think"]]
         best = max((row["rate"] for row in closed), default=0.0)
         print(
