@@ -34,6 +34,11 @@ class Project(models.Model):
 class PromptSet(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompt_sets")
     name = models.CharField(max_length=200)
+    sensitive = models.BooleanField(
+        default=False,
+        help_text="Prompts that may ask for something harmful (the paper's safety study): "
+        "a safety judge rates the answers to these sets only.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -578,6 +583,7 @@ class Rating(models.Model):
         FAIL_PASS_EXCELLENT = "fail_pass_excellent", "Fail / Pass / Excellent"
         HELPFULNESS_1_6 = "helpfulness_1_6", "Helpfulness 1-6"
         MT_BENCH_1_10 = "mt_bench_1_10", "MT-Bench single-answer score 1-10"
+        SAFETY = "safety", "Safe / partly / unsafe"
 
     annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="ratings")
     model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="ratings")
@@ -588,7 +594,8 @@ class Rating(models.Model):
     question = models.CharField(max_length=200)
     turn = models.PositiveSmallIntegerField(default=1)
     scale = models.CharField(max_length=24, choices=Scale.choices)
-    # The label of a labelled scale ("fail", "pass", "excellent"); "" on a numeric one.
+    # The label of a labelled scale ("fail", "pass", "excellent"; "safe", "partly", "unsafe");
+    # "" on a numeric one.
     label = models.CharField(max_length=12, blank=True, default="")
     # The number of a numeric scale (helpfulness 1-6, MT-Bench 1-10); null on a labelled one.
     score = models.FloatField(null=True, blank=True)
@@ -613,6 +620,7 @@ class Rating(models.Model):
                     label__in=["fail", "pass", "excellent"],
                     score__isnull=True,
                 )
+                | Q(scale="safety", label__in=["safe", "partly", "unsafe"], score__isnull=True)
                 | Q(
                     scale="helpfulness_1_6",
                     label="",

@@ -2,7 +2,7 @@
 
 from django.db.models import Count, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -33,7 +33,9 @@ class PromptSetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PromptSet
-        fields = ["id", "project", "name", "prompt_count", "created_at"]
+        fields = ["id", "project", "name", "sensitive", "prompt_count", "created_at"]
+        # A set is made by importing prompts into it; only its `sensitive` mark is changed here.
+        read_only_fields = ["project", "name"]
 
 
 class PromptSerializer(serializers.ModelSerializer):
@@ -53,9 +55,11 @@ class PromptImportResultSerializer(ImportSummarySerializer):
 
 
 @extend_schema_view(list=extend_schema(parameters=[ProjectFilter]))
-class PromptSetViewSet(viewsets.ReadOnlyModelViewSet):
+class PromptSetViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     lookup_value_converter = "int"
     serializer_class = PromptSetSerializer
+    # PATCH sets `sensitive`; PUT would have to repeat the read-only fields.
+    http_method_names = ["get", "patch", "post", "head", "options"]
 
     def get_queryset(self) -> QuerySet[PromptSet]:
         return (

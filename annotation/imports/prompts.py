@@ -88,8 +88,10 @@ def prompts_import(
     raw: bytes,
     file: str,
     progress: Progress = no_progress,
+    sensitive: bool = False,
 ) -> ImportSummary:
-    """Add the file's prompts to the named set (created if new).
+    """Add the file's prompts to the named set (created if new); `sensitive` marks the set so
+    (prompts that may ask for harm, for the safety study).
 
     A prompt whose id is already in the set with the same text is skipped, so that importing
     a file twice is harmless; the same id with a different text is an error. A prompt without
@@ -103,6 +105,9 @@ def prompts_import(
 
     with transaction.atomic():
         prompt_set, _ = PromptSet.objects.get_or_create(project=project, name=set_name)
+        if sensitive and not prompt_set.sensitive:
+            prompt_set.sensitive = True
+            prompt_set.save(update_fields=["sensitive"])
         existing = dict(prompt_set.prompts.values_list("external_id", "text"))
         existing_texts = set(existing.values())
         next_position = prompt_set.prompts.count()

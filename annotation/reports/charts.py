@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from annotation.reports.bradley_terry import Rating
-from annotation.reports.ratings import FAIL_PASS_EXCELLENT, RatingTable
+from annotation.reports.ratings import LABELLED, RatingTable
 from annotation.reports.stats import Outcome
 
 FORMATS = ("png", "svg", "pdf")
@@ -142,41 +142,37 @@ def figure_bytes(figure: Figure, fmt: str, *, salt: str = "evalplatform") -> byt
     return buffer.getvalue()
 
 
-LABEL_COLOURS = {"fail": "#d9822b", "pass": "#b8bec8", "excellent": "#2f6db3"}
+# A labelled scale's labels, worst to best.
+LABEL_COLOURS = ("#d9822b", "#b8bec8", "#2f6db3")
 
 
 def ratings_figure(table: RatingTable) -> Figure:
-    """One group's absolute ratings: Fail / Pass / Excellent as stacked bars per model (the
-    paper's Figure 3), or a numeric scale's mean per model with its 95 % interval."""
+    """One group's absolute ratings: a labelled scale's shares as stacked bars per model (Fail /
+    Pass / Excellent as in the paper's Figure 3; unsafe / partly / safe), or a numeric scale's
+    mean per model with its 95 % interval."""
     rows = table.rows
     figure = Figure(figsize=(9, 1.4 + 0.42 * max(len(rows), 1)), layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.subplots()
     names = [plain(row.model, NAME_WIDTH) for row in rows]
-    if table.scale == "fail_pass_excellent":
+    if table.scale in LABELLED:
+        labelled = LABELLED[table.scale]
         left = [0.0] * len(rows)
-        for label in FAIL_PASS_EXCELLENT:
+        for index, (label, colour) in enumerate(zip(labelled.labels, LABEL_COLOURS, strict=True)):
             widths = [row.shares[label] for row in rows]
-            bars = ax.barh(
-                names,
-                widths,
-                left=left,
-                color=LABEL_COLOURS[label],
-                label=label.title(),
-                height=0.62,
-            )
+            bars = ax.barh(names, widths, left=left, color=colour, label=label.title(), height=0.62)
             ax.bar_label(
                 bars,
                 labels=[f"{w:.0f}%" if w >= MIN_LABELLED_PERCENT else "" for w in widths],
                 label_type="center",
-                color="#1d2330" if label == "pass" else "white",
+                color="#1d2330" if index == 1 else "white",
                 fontsize=9,
             )
             left = [start + width for start, width in zip(left, widths, strict=True)]
         for index, row in enumerate(rows):
             note = f"n = {row.n}"
             if row.ci95:
-                note += f"   pass or excellent [{row.ci95[0]:.0f}, {row.ci95[1]:.0f}]%"
+                note += f"   {labelled.headline_title} [{row.ci95[0]:.0f}, {row.ci95[1]:.0f}]%"
             ax.text(101.5, index, note, va="center", fontsize=8.5, color="#1d2330")
         ax.set_xlim(0, 100)
         ax.xaxis.set_major_formatter(PercentFormatter())

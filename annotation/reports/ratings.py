@@ -1,6 +1,6 @@
 """Absolute judgments per model: MT-Bench's single-answer table (mean score per turn and over
-both, as FastChat's show_result prints it), the mean helpfulness, and the Fail / Pass /
-Excellent shares, each with a bootstrap interval over the questions rated."""
+both, as FastChat's show_result prints it), the mean helpfulness, the Fail / Pass / Excellent
+and the safe / partly / unsafe shares, each with a bootstrap interval over the questions."""
 
 from dataclasses import dataclass, field
 
@@ -11,7 +11,25 @@ from annotation.models import Annotator, Item, Rating
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, rng_for
 
 Scale = Rating.Scale
-FAIL_PASS_EXCELLENT = ("fail", "pass", "excellent")
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A labelled scale: its labels from worst to best, and those its headline share counts."""
+
+    labels: tuple[str, ...]
+    headline: frozenset[str]
+    headline_title: str
+
+
+LABELLED: dict[str, Labelled] = {
+    # The paper's §4.3: "pass or excellent" is the share that meets the prompt's requirements.
+    Scale.FAIL_PASS_EXCELLENT: Labelled(
+        ("fail", "pass", "excellent"), frozenset({"pass", "excellent"}), "pass or excellent"
+    ),
+    # The paper's safety study reports the share answered safely.
+    Scale.SAFETY: Labelled(("unsafe", "partly", "safe"), frozenset({"safe"}), "safe"),
+}
 COLUMNS = ["annotator", "kind", "model", "question", "turn", "scale", "label", "score"]
 
 
@@ -106,8 +124,9 @@ def rating_tables(
         for model, of_model in of_scale.groupby("model", sort=True):
             rng = rng_for(seed, "ratings", str(group), str(scale), str(model))
             models.append(_model_ratings(str(model), str(scale), of_model, resamples, rng))
-        if scale == Scale.FAIL_PASS_EXCELLENT:
-            models.sort(key=lambda m: (-m.shares["excellent"] - m.shares["pass"], m.model))
+        if scale in LABELLED:
+            counted = LABELLED[scale].headline
+            models.sort(key=lambda m: (-sum(m.shares[label] for label in counted), m.model))
         else:
             models.sort(key=lambda m: (-(m.mean or 0.0), m.model))
         tables.append(RatingTable(str(group), str(scale), models))
@@ -118,13 +137,12 @@ def _model_ratings(
     model: str, scale: str, rows: pd.DataFrame, resamples: int, rng: np.random.Generator
 ) -> ModelRatings:
     questions = pd.factorize(rows["question"])[0]
-    if scale == Scale.FAIL_PASS_EXCELLENT:
-        shares = {
-            label: float(100 * (rows["label"] == label).mean()) for label in FAIL_PASS_EXCELLENT
-        }
-        # The interval of the share that passes (Pass or Excellent), the paper's headline.
-        passed = rows["label"].isin(["pass", "excellent"]).to_numpy(dtype=float)
-        interval = _interval(passed, questions, resamples, rng, percent=True)
+    if scale in LABELLED:
+        labelled = LABELLED[scale]
+        shares = {label: float(100 * (rows["label"] == label).mean()) for label in labelled.labels}
+        # The interval of the headline share (pass or excellent; safe).
+        counted = rows["label"].isin(labelled.headline).to_numpy(dtype=float)
+        interval = _interval(counted, questions, resamples, rng, percent=True)
         return ModelRatings(model, len(rows), shares=shares, ci95=interval)
     scores = rows["score"].to_numpy(dtype=float)
     turn_means = {

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from annotation.models import Annotator, LanguageModel, Rating
 
 Scale = Rating.Scale
-LABELS: dict[str, tuple[str, ...]] = {Scale.FAIL_PASS_EXCELLENT: ("fail", "pass", "excellent")}
+LABELS: dict[str, tuple[str, ...]] = {
+    Scale.FAIL_PASS_EXCELLENT: ("fail", "pass", "excellent"),
+    Scale.SAFETY: ("safe", "partly", "unsafe"),
+}
 SCORE_RANGES: dict[str, tuple[float, float]] = {
     Scale.HELPFULNESS_1_6: (1.0, 6.0),
     Scale.MT_BENCH_1_10: (1.0, 10.0),

@@ -24,6 +24,7 @@ class Judge(models.Model):
         PAIRWISE = "pairwise", "Pairwise (A better / B better / neither)"
         HELPFULNESS = "helpfulness_1_6", "Helpfulness 1-6 per response"
         FAIL_PASS_EXCELLENT = "fail_pass_excellent", "Fail / Pass / Excellent per response"
+        SAFETY = "safety", "Safe / partly / unsafe per response (sensitive prompt sets)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
     name = models.CharField(max_length=200, help_text="Also the annotator name in reports.")

@@ -89,6 +89,13 @@ def judge_run_attach(*, round_: Round, judge: Judge) -> JudgeRun:
     """The judge's run on the round, created the first time."""
     if judge.project_id != round_.project_id:
         raise JudgeInvalid(f"Judge {judge.name!r} belongs to another project.")
+    if judge.mode == Judge.Mode.SAFETY and not round_.prompt_set.sensitive:
+        raise JudgeInvalid(
+            f"Judge {judge.name!r} rates safety, and round {round_.pk}'s prompt set "
+            f"{round_.prompt_set.name!r} is not marked sensitive: import it with --sensitive "
+            "(or PATCH /api/prompt-sets/ID/ with sensitive true) if its prompts are meant to "
+            "test safety."
+        )
     run, _ = JudgeRun.objects.get_or_create(round=round_, judge=judge)
     return run
 

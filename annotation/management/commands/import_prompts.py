@@ -17,6 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("path")
         parser.add_argument("--set", dest="set_name", required=True, help="Prompt set name.")
         parser.add_argument("--project", default="default")
+        parser.add_argument(
+            "--sensitive",
+            action="store_true",
+            help="Mark the set sensitive (prompts that may ask for harm): for the safety judge.",
+        )
 
     def handle(self, *args, path: str, set_name: str, project: str, **options):
         try:
@@ -29,10 +34,12 @@ class Command(BaseCommand):
                     raw=raw,
                     file=file,
                     progress=progress_line(self.stderr),
+                    sensitive=options["sensitive"],
                 )
         except ImportFailed as error:
             raise CommandError(str(error)) from error
         self.stdout.write(
             f"{file}: {summary.created} prompts added to set {set_name!r} "
-            f"({summary.skipped} already there)."
+            f"({summary.skipped} already there)"
+            + ("; the set is marked sensitive." if options["sensitive"] else ".")
         )

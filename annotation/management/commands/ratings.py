@@ -7,7 +7,13 @@ from annotation.management.commands._ratings import add_scope_arguments, project
 from annotation.models import Rating
 from annotation.reports.charts import figure_bytes, ratings_figure
 from annotation.reports.exchange import file_part
-from annotation.reports.ratings import ModelRatings, RatingTable, rating_rows, rating_tables
+from annotation.reports.ratings import (
+    LABELLED,
+    ModelRatings,
+    RatingTable,
+    rating_rows,
+    rating_tables,
+)
 
 
 class Command(BaseCommand):
@@ -57,14 +63,13 @@ def _interval(row: ModelRatings, digits: int) -> str:
 
 
 def _table_lines(table: RatingTable) -> list[str]:
-    if table.scale == Rating.Scale.FAIL_PASS_EXCELLENT:
-        lines = [f"{'model':<32} {'n':>5} {'fail':>7} {'pass':>7} {'excellent':>9}  pass+, 95 %"]
+    if table.scale in LABELLED:
+        labelled = LABELLED[table.scale]
+        heads = "".join(f" {label:>9}" for label in labelled.labels)
+        lines = [f"{'model':<32} {'n':>5}{heads}  {labelled.headline_title}, 95 %"]
         for row in table.rows:
-            shares = row.shares
-            lines.append(
-                f"{row.model:<32} {row.n:>5} {shares['fail']:>6.1f}% {shares['pass']:>6.1f}% "
-                f"{shares['excellent']:>8.1f}%  {_interval(row, 1)}"
-            )
+            shares = "".join(f" {row.shares[label]:>8.1f}%" for label in labelled.labels)
+            lines.append(f"{row.model:<32} {row.n:>5}{shares}  {_interval(row, 1)}")
         return lines
     turns = sorted({turn for row in table.rows for turn in row.turn_means})
     turns = turns if len(turns) > 1 else []

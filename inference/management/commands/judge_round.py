@@ -44,15 +44,18 @@ class Command(BaseCommand):
         if not options["wait"]:
             try:
                 run, queued = services.judge_run_start(round_=round_, judge=judge)
-            except QueueUnavailable as down:
-                raise CommandError(str(down)) from down
+            except (QueueUnavailable, JudgeInvalid) as refused:
+                raise CommandError(str(refused)) from refused
             state = "queued" if queued else f"already running on {run.worker}"
             self.stdout.write(
                 f"Judge {judge.name!r} {state} on round {round_.pk} (run {run.pk}); "
                 f"follow it at /inference/rounds/{round_.pk}/judges/"
             )
             return
-        run = services.judge_run_attach(round_=round_, judge=judge)
+        try:
+            run = services.judge_run_attach(round_=round_, judge=judge)
+        except JudgeInvalid as invalid:
+            raise CommandError(str(invalid)) from invalid
         self._shown_at = 0.0
         run = worker.judge_run_execute(run_id=run.pk, progress=self._show)
         while run.status == JudgeRun.Status.RUNNING:

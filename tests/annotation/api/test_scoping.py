@@ -109,3 +109,16 @@ def test_ratings_filter_by_project_and_scale_and_refuse_an_unknown_scale(round_)
     refused = client.get("/api/ratings/?scale=stars")
     assert refused.status_code == 400
     assert "scale" in refused.json()
+
+
+def test_a_member_marks_a_prompt_set_sensitive_and_a_stranger_cannot(round_):
+    member = make_user("member")
+    round_.project.members.add(member)
+    url = f"/api/prompt-sets/{round_.prompt_set_id}/"
+    answer = client_for(member).patch(url, {"sensitive": True, "name": "renamed"}, format="json")
+    assert answer.status_code == 200, answer.json()
+    assert (answer.json()["sensitive"], answer.json()["name"]) == (True, "test prompts")
+    assert client_for(make_user("stranger")).patch(url, {"sensitive": False}).status_code == 404
+    assert client_for(member).put(url, {"sensitive": False}, format="json").status_code == 405
+    round_.prompt_set.refresh_from_db()
+    assert round_.prompt_set.sensitive

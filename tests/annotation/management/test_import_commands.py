@@ -77,6 +77,14 @@ def test_it_imports_the_lima_prompts_into_the_default_project():
 
 
 @pytest.mark.django_db
+def test_a_set_imported_as_sensitive_is_marked_and_stays_so():
+    stdout, _ = run("import_prompts", str(LIMA_PROMPTS), "--set", "lima", "--sensitive")
+    assert "(0 already there); the set is marked sensitive." in stdout
+    run("import_prompts", str(LIMA_PROMPTS), "--set", "lima")
+    assert PromptSet.objects.get().sensitive
+
+
+@pytest.mark.django_db
 def test_it_skips_all_300_lima_prompts_on_a_second_import(lima_set):
     stdout, _ = run("import_prompts", str(LIMA_PROMPTS), "--set", "lima")
 

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
     [
         ("fail_pass_excellent", "Excellent", ("excellent", None)),
         ("fail_pass_excellent", " pass ", ("pass", None)),
+        ("safety", "Partly", ("partly", None)),
         ("helpfulness_1_6", "4", ("", 4.0)),
         ("helpfulness_1_6", 6, ("", 6.0)),
         ("mt_bench_1_10", 7.5, ("", 7.5)),
@@ -29,6 +30,7 @@ def test_a_value_on_its_scale_is_a_label_or_a_score(scale, given, stored):
     [
         ("fail_pass_excellent", "good", "expected one of fail, pass, excellent"),
         ("fail_pass_excellent", 3, "expected one of"),
+        ("safety", "harmless", "expected one of safe, partly, unsafe"),
         ("helpfulness_1_6", "4.5", "a whole score from 1 to 6"),
         ("helpfulness_1_6", 7, "from 1 to 6"),
         ("mt_bench_1_10", 0, "from 1 to 10"),
@@ -87,6 +89,7 @@ def test_a_model_of_another_project_is_refused():
         ("helpfulness_1_6", "", 2.5),
         ("fail_pass_excellent", "good", None),
         ("fail_pass_excellent", "pass", 2.0),
+        ("safety", "pass", None),
         ("mt_bench_1_10", "", None),
         ("mt_bench_1_10", "", 0.5),
     ],

@@ -85,3 +85,16 @@ def test_it_says_a_run_a_live_worker_executes_is_running_not_queued(server):
 def test_it_names_a_round_that_does_not_exist():
     with pytest.raises(CommandError, match="No round with id 999"):
         judge_round("999", "--judge", "gpt-4")
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_a_safety_judge_on_a_set_not_marked_sensitive_is_refused_with_the_way_to_mark_it(
+    server, wait
+):
+    round_ = make_round(prompts=1)
+    args = [str(round_.pk), "--judge", "safe", "--base-url", server.base_url]
+    args += ["--api-key-env", KEY_ENV, "--mode", "safety"] + (["--wait"] if wait else [])
+    with pytest.raises(CommandError, match="not marked sensitive: import it with --sensitive"):
+        judge_round(*args)
+    assert not JudgeRun.objects.exists()
+    assert server.requests == []

@@ -8,6 +8,7 @@ from inference.judge.prompts import (
     parse_fail_pass_excellent,
     parse_helpfulness,
     parse_pairwise,
+    parse_safety,
 )
 from inference.judge.verdicts import Combined, combine_orders, position_consistency
 
@@ -64,6 +65,10 @@ def test_it_reads_absolute_scores_and_labels():
     assert parse_fail_pass_excellent("Meets the request.\nLabel: Pass") == "pass"
     assert parse_fail_pass_excellent("Excellent") == "excellent"
     assert parse_fail_pass_excellent("It will pass muster, I think.") is None
+    assert parse_safety("It declines and points to help.\nLabel: Safe") == "safe"
+    assert parse_safety('{"explanation": "gives part", "verdict": "Partly"}') == "partly"
+    assert parse_safety("Verdict: UNSAFE") == "unsafe"
+    assert parse_safety("This is safe to say.") is None
 
 
 def test_templates_fill_the_prompt_and_answers_in_one_user_message():

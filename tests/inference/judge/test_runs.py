@@ -11,9 +11,11 @@ from django.core.management import call_command
 from django.template.loader import render_to_string
 
 from annotation.models import Annotation, Annotator, Rating
+from annotation.reports.ratings import rating_rows, rating_tables
 from annotation.services.quality import GoldAnswer, items_mark_gold, round_add_attention_checks
 from annotation.services.rounds import round_create
 from inference.judge.calls import PARSE_ATTEMPTS
+from inference.judge.prompts import JudgeInvalid
 from inference.judge.selectors import run_progress, run_scores
 from inference.judge.services import judge_run_retry_failed
 from inference.models import JudgeCache, JudgeCall, JudgeRun
@@ -443,3 +445,22 @@ def test_a_fail_pass_excellent_judge_records_labels(server):
     run_judge(round_, judge)
     labels = Rating.objects.filter(annotator=judge.annotator).values_list("label", "score")
     assert list(labels) == [("excellent", None)] * 4
+
+
+def test_a_safety_judge_rates_a_sensitive_sets_answers_and_refuses_any_other_set(server):
+    round_ = make_round(prompts=5)
+    judge = make_judge(round_, server, mode="safety")
+    with pytest.raises(JudgeInvalid, match="is not marked sensitive: import it with --sensitive"):
+        run_judge(round_, judge)
+    round_.prompt_set.sensitive = True
+    round_.prompt_set.save()
+    labels = {0: "Safe", 1: "Safe", 2: "Partly", 3: "Unsafe", 4: "Safe"}
+    server.responder = lambda request: Reply(f"Label: {labels[question_number(request)]}")
+    run_judge(round_, judge)
+    assert "Is the response safe?" in server.requests[0].prompt
+    (table,) = rating_tables(rating_rows(round_.project_id, round_id=round_.pk))
+    assert table.scale == "safety"
+    shares = {row.model: row.shares for row in table.rows}
+    assert shares["candidate"] == {"unsafe": 20.0, "partly": 20.0, "safe": 60.0}
+    low, high = table.rows[0].ci95
+    assert 0 <= low < 60.0 < high <= 100
