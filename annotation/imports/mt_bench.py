@@ -3,7 +3,7 @@ record per model, question and turn, with the judge's score from 1 to 10. They b
 project's ratings on the MT-Bench scale, one judge annotator per judge; the answers' texts are
 not in the file, so a grade names only the model, the question and the turn."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -25,7 +25,7 @@ from annotation.services.ratings import (
     RatingGiven,
     RatingInvalid,
     rating_value,
-    ratings_record,
+    ratings_record_per_annotator,
 )
 from annotation.validators import MAX_NAME_LENGTH
 
@@ -105,26 +105,16 @@ def mt_bench_single_import(
         parsed.append((by, model, question, turn, value))
     with transaction.atomic():
         models = models_by_name(project, {p[1] for p in parsed}, summary)
-        for name in sorted({p[0] for p in parsed}):
-            annotator, _ = Annotator.objects.get_or_create(
-                project=project, kind=Annotator.Kind.JUDGE, name=name
-            )
-            given = [
-                RatingGiven(
-                    model_id=models[model].pk,
-                    question=question,
-                    scale=SCALE,
-                    score=value,
-                    turn=turn,
-                )
-                for by, model, question, turn, value in parsed
-                if by == name
-            ]
-            recorded = ratings_record(annotator=annotator, ratings=given, source=file)
-            summary.created += recorded.created
-            summary.skipped += recorded.unchanged + recorded.conflicts
-            summary.conflicts += recorded.conflicts
-            summary.judges.append(name)
+        given: dict[str, list[RatingGiven]] = defaultdict(list)
+        for by, model, question, turn, value in parsed:
+            given[by].append(RatingGiven(models[model].pk, question, SCALE, score=value, turn=turn))
+        recorded = ratings_record_per_annotator(
+            project_id=project.pk, kind=Annotator.Kind.JUDGE, ratings=given, source=file
+        )
+    summary.created = recorded.created
+    summary.skipped = recorded.unchanged + recorded.conflicts
+    summary.conflicts = recorded.conflicts
+    summary.judges = sorted(given)
     return summary
 
 

@@ -2,13 +2,16 @@
 both, as FastChat's show_result prints it), the mean helpfulness, the Fail / Pass / Excellent
 and the safe / partly / unsafe shares, each with a bootstrap interval over the questions."""
 
+import warnings
 from dataclasses import dataclass, field
+from typing import Literal
 
+import krippendorff
 import numpy as np
 import pandas as pd
 
 from annotation.models import Annotator, Item, Rating
-from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, rng_for
+from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ratio, rng_for
 
 Scale = Rating.Scale
 
@@ -30,7 +33,7 @@ LABELLED: dict[str, Labelled] = {
     # The paper's safety study reports the share answered safely.
     Scale.SAFETY: Labelled(("unsafe", "partly", "safe"), frozenset({"safe"}), "safe"),
 }
-COLUMNS = ["annotator", "kind", "model", "question", "turn", "scale", "label", "score"]
+COLUMNS = ["annotator", "kind", "model", "response", "question", "turn", "scale", "label", "score"]
 
 
 def rating_rows(
@@ -52,6 +55,7 @@ def rating_rows(
         "annotator__name",
         "annotator__kind",
         "model__name",
+        "response_id",
         "question",
         "turn",
         "scale",
@@ -178,3 +182,144 @@ def _interval(
     low, high = np.percentile(means, [2.5, 97.5])
     scale = 100.0 if percent else 1.0
     return float(low * scale), float(high * scale)
+
+
+@dataclass(frozen=True)
+class RatingAgreement:
+    """How often two ratings of the same answer on one scale are equal: within a group (pairs
+    of its annotators) or across two (one annotator from each)."""
+
+    a: str
+    b: str
+    scale: str
+    answers: int
+    pairs: int
+    agreement: float
+    ci95: tuple[float, float] | None
+    # Numeric scales: the mean absolute difference of the two scores of a pair.
+    mean_abs_difference: float | None = None
+    # Within a group: Krippendorff's alpha, ordinal on a numeric scale, nominal otherwise.
+    krippendorff_alpha: float | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "scale": self.scale,
+            "answers": self.answers,
+            "pairs": self.pairs,
+            "agreement": self.agreement,
+            "ci95": list(self.ci95) if self.ci95 else None,
+            "mean_abs_difference": self.mean_abs_difference,
+            "krippendorff_alpha": self.krippendorff_alpha,
+        }
+
+
+def rating_agreement(
+    rows: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> list[RatingAgreement]:
+    """Per scale, every group with itself and each later group, where some answer has a pair
+    of ratings: the share of pairs that agree exactly (with a 95 % interval resampling the
+    answers), the mean absolute difference on a numeric scale, and Krippendorff's alpha
+    within a group. An answer is its response, or its model, question and turn."""
+    if rows.empty:
+        return []
+    rows = rows.assign(
+        group=[_group(k, n) for k, n in zip(rows["kind"], rows["annotator"], strict=True)],
+        value=[
+            label or f"{score:g}" for label, score in zip(rows["label"], rows["score"], strict=True)
+        ],
+        answer=[
+            f"r{response:.0f}" if pd.notna(response) else f"{model}\0{question}\0{turn}"
+            for response, model, question, turn in zip(
+                rows["response"], rows["model"], rows["question"], rows["turn"], strict=True
+            )
+        ],
+    )
+    cells = []
+    for scale, of_scale in rows.groupby("scale", sort=True):
+        numeric = scale not in LABELLED
+        values = sorted(set(of_scale["value"]), key=lambda v: float(v) if numeric else v)
+        answers = pd.Index(sorted(set(of_scale["answer"])))
+        groups = sorted(set(of_scale["group"]))
+        counts = {
+            group: of_scale[of_scale["group"] == group]
+            .pivot_table(index="answer", columns="value", aggfunc="size", fill_value=0)
+            .reindex(index=answers, columns=values, fill_value=0)
+            .to_numpy(dtype=np.int64)
+            for group in groups
+        }
+        scores = np.array([float(v) for v in values]) if numeric else None
+        for i, a in enumerate(groups):
+            for b in groups[i:]:
+                cell = _agreement_cell(
+                    str(scale), a, b, counts[a], counts[b], scores, resamples, seed
+                )
+                if cell is not None:
+                    cells.append(cell)
+    return cells
+
+
+def _agreement_cell(
+    scale: str,
+    a: str,
+    b: str,
+    counts_a: np.ndarray,
+    counts_b: np.ndarray,
+    scores: np.ndarray | None,
+    resamples: int,
+    seed: int,
+) -> RatingAgreement | None:
+    within = a == b
+    n, m = counts_a.sum(axis=1), counts_b.sum(axis=1)
+    if within:
+        equal = (counts_a * (counts_a - 1) // 2).sum(axis=1)
+        pairs = n * (n - 1) // 2
+    else:
+        equal = (counts_a * counts_b).sum(axis=1)
+        pairs = n * m
+    has_pair = pairs > 0
+    if not has_pair.any():
+        return None
+    interval = None
+    if has_pair.sum() >= 2 and resamples > 0:
+        low, high = bootstrap_ratio(
+            equal[has_pair],
+            pairs[has_pair],
+            resamples=resamples,
+            rng=rng_for(seed, "rating-agreement", scale, a, b),
+        )
+        interval = (100 * low, 100 * high)
+    difference = None
+    if scores is not None:
+        # Sum over pairs of |x - y|: from the counts, label by label.
+        gaps = np.abs(scores[:, None] - scores[None, :])
+        if within:
+            total = np.einsum("ik,kl,il->", counts_a, gaps, counts_a) / 2
+        else:
+            total = np.einsum("ik,kl,il->", counts_a, gaps, counts_b)
+        difference = float(total / pairs.sum())
+    alpha = None
+    if within:
+        alpha = _krippendorff(counts_a, "ordinal" if scores is not None else "nominal")
+    return RatingAgreement(
+        a=a,
+        b=b,
+        scale=scale,
+        answers=int(has_pair.sum()),
+        pairs=int(pairs.sum()),
+        agreement=float(100 * equal.sum() / pairs.sum()),
+        ci95=interval,
+        mean_abs_difference=difference,
+        krippendorff_alpha=alpha,
+    )
+
+
+def _krippendorff(counts: np.ndarray, level: Literal["nominal", "ordinal"]) -> float | None:
+    table = counts[counts.sum(axis=1) >= 2]
+    if not len(table) or (table.sum(axis=0) > 0).sum() < 2:
+        return None
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        alpha = krippendorff.alpha(value_counts=table, level_of_measurement=level, dtype=float)
+    return float(alpha) if np.isfinite(alpha) else None

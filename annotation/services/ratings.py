@@ -141,3 +141,18 @@ def ratings_record(
     Rating.objects.bulk_create(list(new.values()), batch_size=1000, ignore_conflicts=True)
     outcome.created = len(new)
     return outcome
+
+
+def ratings_record_per_annotator(
+    *, project_id: int, kind: str, ratings: dict[str, list[RatingGiven]], source: str = ""
+) -> RatingsRecorded:
+    """ratings_record for each named annotator of the kind (created if new), in name order;
+    the outcome adds theirs up."""
+    total = RatingsRecorded()
+    for name, given in sorted(ratings.items()):
+        annotator, _ = Annotator.objects.get_or_create(project_id=project_id, kind=kind, name=name)
+        recorded = ratings_record(annotator=annotator, ratings=given, source=source)
+        total.created += recorded.created
+        total.unchanged += recorded.unchanged
+        total.conflicts += recorded.conflicts
+    return total

@@ -10,7 +10,9 @@ from annotation.reports.exchange import file_part
 from annotation.reports.ratings import (
     LABELLED,
     ModelRatings,
+    RatingAgreement,
     RatingTable,
+    rating_agreement,
     rating_rows,
     rating_tables,
 )
@@ -20,8 +22,9 @@ class Command(BaseCommand):
     help = (
         "A project's absolute ratings per model: MT-Bench's mean score per turn and overall "
         "(as FastChat's show_result prints it), the mean helpfulness 1-6, the Fail / Pass / "
-        "Excellent shares; one table per judge and per group of people, with 95 % intervals "
-        "over the questions."
+        "Excellent or safe / partly / unsafe shares; one table per judge and per group of people, "
+        "with 95 % intervals over the questions; then how often two ratings of the same answer "
+        "agree, within and across groups."
     )
 
     def add_arguments(self, parser):
@@ -36,7 +39,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, project: str, round: int | None, scale: str | None, **options):
         project_obj = project_checked(project, round)
-        tables = rating_tables(rating_rows(project_obj.pk, round_id=round, scale=scale))
+        rows = rating_rows(project_obj.pk, round_id=round, scale=scale)
+        tables = rating_tables(rows)
+        agreement = rating_agreement(rows)
         if options["figures"]:
             folder = Path(options["figures"])
             folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +50,15 @@ class Command(BaseCommand):
                 path.write_bytes(figure_bytes(ratings_figure(table), "png"))
                 self.stderr.write(f"wrote {path}")
         if options["json"]:
-            self.stdout.write(json.dumps([table.as_json() for table in tables], indent=2))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "tables": [table.as_json() for table in tables],
+                        "agreement": [cell.as_json() for cell in agreement],
+                    },
+                    indent=2,
+                )
+            )
             return
         if not tables:
             self.stdout.write(f"No ratings in {project!r} yet.")
@@ -54,6 +67,10 @@ class Command(BaseCommand):
             self.stdout.write(f"\n{table.title}")
             for line in _table_lines(table):
                 self.stdout.write(f"  {line}")
+        if agreement:
+            self.stdout.write("\nAgreement on the same answers (pairs of ratings that are equal)")
+            for cell in agreement:
+                self.stdout.write(f"  {_agreement_line(cell)}")
 
 
 def _interval(row: ModelRatings, digits: int) -> str:
@@ -84,3 +101,16 @@ def _table_lines(table: RatingTable) -> list[str]:
             f"{row.model:<32} {row.n:>5} {row.mean or 0.0:>8.4f}{per_turn}  {_interval(row, 2)}"
         )
     return lines
+
+
+def _agreement_line(cell: RatingAgreement) -> str:
+    who = f"within {cell.a}" if cell.a == cell.b else f"{cell.a} vs {cell.b}"
+    line = f"{cell.scale} {who}: {cell.agreement:.1f}%"
+    if cell.ci95:
+        line += f" [{cell.ci95[0]:.1f}, {cell.ci95[1]:.1f}]"
+    line += f" over {cell.pairs} pairs on {cell.answers} answers"
+    if cell.mean_abs_difference is not None:
+        line += f"; mean |difference| {cell.mean_abs_difference:.2f}"
+    if cell.krippendorff_alpha is not None:
+        line += f"; Krippendorff's alpha {cell.krippendorff_alpha:.3f}"
+    return line
