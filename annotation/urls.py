@@ -22,5 +22,11 @@ urlpatterns = [
         reports.round_report_figure,
         name="round-report-figure",
     ),
+    path("rounds/<int:round_id>/ratings/", reports.round_ratings_page, name="round-ratings"),
+    path(
+        "rounds/<int:round_id>/ratings/<str:group>/<str:scale>.png",
+        reports.round_ratings_figure,
+        name="round-ratings-figure",
+    ),
     path("imports/", research.imports, name="imports"),
 ]

@@ -20,6 +20,8 @@ from annotation import selectors
 from annotation.http import ResearcherRequest
 from annotation.models import ReportBuild, Round
 from annotation.report_builds.services import report_state
+from annotation.reports.charts import figure_bytes, ratings_figure
+from annotation.reports.ratings import LABELLED, rating_agreement, rating_rows, rating_tables
 from annotation.reports.stats import MODE_TITLES, Mode
 
 CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".csv": "text/csv; charset=utf-8"}
@@ -124,3 +126,35 @@ def round_report_figure(
     response = _stored(build, name, attachment=False)
     response["Cache-Control"] = f"private, max-age={FIGURE_MAX_AGE}, immutable"
     return response
+
+
+@login_required
+@require_GET
+def round_ratings_page(request: ResearcherRequest, round_id: int) -> HttpResponse:
+    """The absolute ratings of the round's answers: per group and scale, each model's mean or
+    label shares with their interval and a figure, then the agreement within and across
+    groups on the same answers."""
+    round_ = _round(request, round_id)
+    rows = rating_rows(round_.project_id, round_id=round_.pk)
+    tables = rating_tables(rows)
+    context = {
+        "round": round_,
+        "tables": [(table, LABELLED.get(table.scale)) for table in tables],
+        "agreement": rating_agreement(rows),
+    }
+    return render(request, "research/round_ratings.html", context)
+
+
+@login_required
+@require_GET
+def round_ratings_figure(
+    request: ResearcherRequest, round_id: int, group: str, scale: str
+) -> HttpResponse:
+    """One group's figure on one scale, as PNG."""
+    round_ = _round(request, round_id)
+    rows = rating_rows(round_.project_id, round_id=round_.pk, scale=scale)
+    for table in rating_tables(rows):
+        if table.group == group:
+            figure = figure_bytes(ratings_figure(table), "png", salt=f"ratings-{group}")
+            return HttpResponse(figure, content_type="image/png")
+    raise Http404(f"No ratings by {group!r} on the scale {scale!r} in this round.")

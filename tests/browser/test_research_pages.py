@@ -1,9 +1,11 @@
 """A researcher in a real Chromium: log in, see the rounds, open one, annotate as an author."""
 
+import json
 import re
 
 import pytest
 
+from annotation.imports.ratings import ratings_import
 from annotation.models import Annotation, Annotator
 from inference.judge.models import JudgeRun
 from inference.judge.services import judge_create
@@ -98,4 +100,38 @@ def test_a_live_page_stops_polling_once_nothing_runs(live_server, page, page_err
     settled = len(polls)
     page.wait_for_timeout(7_000)  # Two more 3 s periods: an idle page asks for nothing.
     assert len(polls) == settled
+    assert page_errors == []
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_ratings_page_shows_its_tables_and_figure_within_the_screen(
+    live_server, page, page_errors, screenshot, width
+):
+    user = make_user("ratings", PASSWORD)
+    round_ = make_round(project=make_project("ratings lab", user), prompts=3, candidate="a" * 60)
+    records = [
+        {"prompt_id": str(p), "model": model, "score": score, "annotator": who}
+        for who, scores in {"ann": [5, 4, 2], "bob": [5, 3, 2]}.items()
+        for model in ("a" * 60, "baseline")
+        for p, score in enumerate(scores)
+    ]
+    raw = "\n".join(json.dumps(r) for r in records).encode()
+    ratings_import(round_=round_, raw=raw, file="scores.jsonl", scale="helpfulness_1_6")
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("ratings")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{live_server.url}/rounds/{round_.pk}/ratings/")
+    expect(page.get_by_role("heading", name="author: Helpfulness 1-6")).to_be_visible()
+    expect(page.locator("#rating-agreement")).to_contain_text("within author")
+    figure = page.get_by_alt_text("Figure of author: Helpfulness 1-6")
+    expect(figure).to_be_visible()
+    loaded = "img => img.complete && img.naturalWidth > 0"
+    page.wait_for_function(loaded, arg=figure.element_handle())
+    box = figure.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+    # A 60-character model name in the headings and links breaks rather than widening the page.
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+    screenshot(page, f"ratings-{width}")
     assert page_errors == []
