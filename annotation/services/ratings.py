@@ -17,6 +17,7 @@ SCORE_RANGES: dict[str, tuple[float, float]] = {
     Scale.MT_BENCH_1_10: (1.0, 10.0),
 }
 WHOLE_SCORES: set[str] = {Scale.HELPFULNESS_1_6}
+LOOKUP_CHUNK = 5000
 
 
 class RatingInvalid(ValueError):
@@ -94,25 +95,27 @@ def ratings_record(
     )
     if foreign.exists():
         raise ValueError(f"{annotator} belongs to another project than these models.")
-    # Only the rows these ratings could collide with: a judge run writes in batches.
+    # Only the rows these ratings could collide with (a judge run writes in batches), read in
+    # chunks: PostgreSQL takes at most 65,535 parameters a statement.
     scales = {rating.scale for rating in ratings}
-    of_responses = [r.response_id for r in ratings if r.response_id is not None]
-    of_questions = {r.question for r in ratings if r.response_id is None}
-    candidates = Rating.objects.filter(annotator=annotator, scale__in=scales)
+    of_responses = sorted({r.response_id for r in ratings if r.response_id is not None})
+    of_questions = sorted({r.question for r in ratings if r.response_id is None})
+    candidates = Rating.objects.filter(annotator=annotator, scale__in=scales).only(
+        "response_id", "model_id", "question", "turn", "scale", "label", "score"
+    )
+    parts = [
+        candidates.filter(response_id__in=of_responses[start : start + LOOKUP_CHUNK])
+        for start in range(0, len(of_responses), LOOKUP_CHUNK)
+    ] + [
+        candidates.filter(
+            response__isnull=True,
+            model_id__in=model_ids,
+            question__in=of_questions[start : start + LOOKUP_CHUNK],
+        )
+        for start in range(0, len(of_questions), LOOKUP_CHUNK)
+    ]
     stored = {
-        _stored_key(rating): (rating.label, rating.score)
-        for part in (
-            candidates.filter(response_id__in=of_responses) if of_responses else None,
-            candidates.filter(
-                response__isnull=True, model_id__in=model_ids, question__in=of_questions
-            )
-            if of_questions
-            else None,
-        )
-        if part is not None
-        for rating in part.only(
-            "response_id", "model_id", "question", "turn", "scale", "label", "score"
-        )
+        _stored_key(rating): (rating.label, rating.score) for part in parts for rating in part
     }
     new: dict[tuple, Rating] = {}
     for given in ratings:

@@ -199,3 +199,15 @@ def test_the_figures_draw_every_scale_and_any_model_name(tmp_path):
     assert all((tmp_path / name).read_bytes().startswith(b"\x89PNG") for name in written)
     (labels,) = [t for t in rating_tables(rating_rows(project.pk)) if t.group == "labels"]
     assert labels.rows[0].shares == {"fail": 25.0, "pass": 25.0, "excellent": 50.0}
+
+
+def test_a_file_beyond_one_lookup_imports_again_as_all_already_there(monkeypatch):
+    # The stored ratings are looked up in chunks (PostgreSQL takes at most 65,535 parameters a
+    # statement); a smaller chunk here crosses its boundaries with a small file.
+    monkeypatch.setattr("annotation.services.ratings.LOOKUP_CHUNK", 1000)
+    project = Project.objects.create(name="mt")
+    raw = jsonl([grade(question, "a", 1 + question % 10) for question in range(2500)])
+    first = mt_bench_single_import(project=project, raw=raw, file="big.jsonl")
+    raw = jsonl([grade(question, "a", 1 + (question + 1) % 10) for question in range(2500)])
+    again = mt_bench_single_import(project=project, raw=raw, file="big.jsonl")
+    assert (first.created, again.created, again.skipped, again.conflicts) == (2500, 0, 2500, 2500)
