@@ -9,6 +9,7 @@ from typing import Literal
 import krippendorff
 import numpy as np
 import pandas as pd
+from django.db.models import Q
 
 from annotation.models import Annotator, Item, Rating
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ratio, rng_for
@@ -42,11 +43,12 @@ def rating_rows(
     """One row per rating of the project (of the round's responses only, when given)."""
     ratings = Rating.objects.filter(annotator__project_id=project_id)
     if round_id is not None:
+        # Subqueries, not id lists: a large round's answers outnumber a statement's parameters.
         items = Item.objects.filter(round_id=round_id)
-        responses = set(items.values_list("candidate_response_id", flat=True)) | set(
-            items.values_list("baseline_response_id", flat=True)
+        ratings = ratings.filter(
+            Q(response_id__in=items.values("candidate_response_id"))
+            | Q(response_id__in=items.values("baseline_response_id"))
         )
-        ratings = ratings.filter(response_id__in=responses)
     if scale is not None:
         ratings = ratings.filter(scale=scale)
     # A fixed order: the interval's resampling numbers the questions in the order read.
