@@ -586,7 +586,10 @@ class Rating(models.Model):
         SAFETY = "safety", "Safe / partly / unsafe"
 
     annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="ratings")
-    model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="ratings")
+    # Indexed by the (model, scale) index below.
+    model = models.ForeignKey(
+        LanguageModel, on_delete=models.PROTECT, related_name="ratings", db_index=False
+    )
     response = models.ForeignKey(
         Response, null=True, blank=True, on_delete=models.CASCADE, related_name="ratings"
     )
@@ -624,6 +627,7 @@ class Rating(models.Model):
                 | Q(
                     scale="helpfulness_1_6",
                     label="",
+                    score__isnull=False,
                     score__in=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
                 )
                 | Q(

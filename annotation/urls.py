@@ -24,7 +24,7 @@ urlpatterns = [
     ),
     path("rounds/<int:round_id>/ratings/", reports.round_ratings_page, name="round-ratings"),
     path(
-        "rounds/<int:round_id>/ratings/<str:group>/<str:scale>.png",
+        "rounds/<int:round_id>/ratings/figure.png",
         reports.round_ratings_figure,
         name="round-ratings-figure",
     ),

@@ -25,6 +25,9 @@ from annotation.services.ratings import (
     ratings_record_per_annotator,
 )
 
+# As for MT-Bench's turns: far beyond any dialogue labelled turn by turn.
+MAX_TURN = 100
+
 
 @dataclass
 class RatingsSummary(ImportSummary):
@@ -46,7 +49,9 @@ def _answers(round_: Round) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 def _value(record: Record, scale: str, file: str) -> tuple[str, float | None]:
-    name = "label" if "label" in record.data else "score"
+    # A spreadsheet's export gives both columns, one of them empty.
+    given = [name for name in ("label", "score") if record.data.get(name) not in (None, "")]
+    name = given[0] if given else "label" if "label" in record.data else "score"
     value = record.data.get(name)
     if value is None or isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ImportFailed(
@@ -102,10 +107,10 @@ def ratings_import(
         label, score = _value(record, scale, file)
         by = annotator or required_name(record, "annotator", file)
         turn = record.data.get("turn", 1)
-        if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
+        if isinstance(turn, bool) or not isinstance(turn, int) or not 1 <= turn <= MAX_TURN:
             raise ImportFailed(
                 file,
-                f"expected a whole number from 1, found {shown(turn)}",
+                f"expected a whole number from 1 to {MAX_TURN}, found {shown(turn)}",
                 line=record.line,
                 field="turn",
             )

@@ -5,6 +5,7 @@ model_outputs.json, and preference pairs for preference tuning (TRL's DPOTrainer
 Works on the frame of frames.round_verdict_rows; no database access here.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,14 +174,15 @@ def mt_bench_pairwise(rows: pd.DataFrame, group: str) -> list[dict]:
 MT_BENCH_NUMERIC = {"helpfulness_1_6", "mt_bench_1_10"}
 
 
-def mt_bench_single(rows: pd.DataFrame, group: str) -> list[dict]:
-    """A judge's numeric ratings (ratings.rating_rows) as FastChat llm_judge single-answer
-    judgments: question_id (a number when the id is one), model, score, turn, and the judge as
-    [name, "evalplatform-<scale>"]; the judge's reply is not part of a rating."""
-    chosen = rows[(rows["annotator"] == group) & rows["scale"].isin(MT_BENCH_NUMERIC)]
+def mt_bench_single(rows: pd.DataFrame, group: str, scale: str) -> list[dict]:
+    """A judge's ratings on one numeric scale (ratings.rating_rows) as FastChat llm_judge
+    single-answer judgments: question_id (a number when the id is one), model, score, turn, and
+    the judge as [name, "evalplatform-<scale>"]; the judge's reply is not part of a rating.
+    One file holds one scale: FastChat averages every score of a file."""
+    chosen = rows[(rows["annotator"] == group) & (rows["scale"] == scale)]
     return [
         {
-            "question_id": int(row.question) if row.question.isdigit() else row.question,
+            "question_id": int(row.question) if row.question.isdecimal() else row.question,
             "model": row.model,
             "judge": [group, f"evalplatform-{row.scale}"],
             "score": float(row.score),
@@ -190,7 +192,22 @@ def mt_bench_single(rows: pd.DataFrame, group: str) -> list[dict]:
     ]
 
 
+def mt_bench_clash(records: list[dict]) -> tuple | None:
+    """A (model, question, turn) that two records share (two prompt sets with the same ids),
+    which MT-Bench's format cannot tell apart; None if there is none."""
+    seen = set()
+    for record in records:
+        key = (record["model"], str(record["question_id"]), record["turn"])
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
+
+
 def file_part(name: str) -> str:
-    """A name (a judge's, a group's) as part of a file name: path separators and the like
-    replaced."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "unnamed"
+    """A name (a model's, a judge's, a group's) as part of a file name: path separators and the
+    like replaced, and then a short hash of the name, so that two names never share a file."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    if safe == name:
+        return name
+    return f"{safe or 'unnamed'}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"

@@ -110,8 +110,11 @@ class RatingTable:
 
 
 def _group(kind: str, name: str) -> str:
-    """Judges are each their own group; people are pooled by kind (crowd, author)."""
-    return name if kind == Annotator.Kind.JUDGE else kind
+    """Judges are each their own group; people are pooled by kind (crowd, author). A judge
+    named like a kind of people is told apart, so that the two are never pooled."""
+    if kind != Annotator.Kind.JUDGE:
+        return kind
+    return f"{name} (judge)" if name in Annotator.Kind.values else name
 
 
 def rating_tables(
@@ -232,7 +235,7 @@ def rating_agreement(
             label or f"{score:g}" for label, score in zip(rows["label"], rows["score"], strict=True)
         ],
         answer=[
-            f"r{response:.0f}" if pd.notna(response) else f"{model}\0{question}\0{turn}"
+            f"r{response:.0f}\0{turn}" if pd.notna(response) else f"{model}\0{question}\0{turn}"
             for response, model, question, turn in zip(
                 rows["response"], rows["model"], rows["question"], rows["turn"], strict=True
             )

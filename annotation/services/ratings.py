@@ -140,7 +140,8 @@ def ratings_record(
             score=score,
             source=source[:300],
         )
-    # A worker writing the same ratings at the same moment: its rows stay.
+    # A worker writing the same ratings at the same moment: its rows stay, and `created` counts
+    # them too (an upper bound, exact without such a race).
     Rating.objects.bulk_create(list(new.values()), batch_size=1000, ignore_conflicts=True)
     outcome.created = len(new)
     return outcome

@@ -13,6 +13,8 @@ from django.http import (
     HttpResponseNotFound,
 )
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
@@ -137,9 +139,17 @@ def round_ratings_page(request: ResearcherRequest, round_id: int) -> HttpRespons
     round_ = _round(request, round_id)
     rows = rating_rows(round_.project_id, round_id=round_.pk)
     tables = rating_tables(rows)
+    figure = reverse("round-ratings-figure", args=[round_.pk])
     context = {
         "round": round_,
-        "tables": [(table, LABELLED.get(table.scale)) for table in tables],
+        "tables": [
+            (
+                table,
+                LABELLED.get(table.scale),
+                f"{figure}?{urlencode({'group': table.group, 'scale': table.scale})}",
+            )
+            for table in tables
+        ],
         "agreement": rating_agreement(rows),
     }
     return render(request, "research/round_ratings.html", context)
@@ -147,11 +157,11 @@ def round_ratings_page(request: ResearcherRequest, round_id: int) -> HttpRespons
 
 @login_required
 @require_GET
-def round_ratings_figure(
-    request: ResearcherRequest, round_id: int, group: str, scale: str
-) -> HttpResponse:
-    """One group's figure on one scale, as PNG."""
+def round_ratings_figure(request: ResearcherRequest, round_id: int) -> HttpResponse:
+    """One group's figure on one scale (`?group=&scale=`: a judge's name may hold any
+    character), as PNG."""
     round_ = _round(request, round_id)
+    group, scale = request.GET.get("group", ""), request.GET.get("scale", "")
     rows = rating_rows(round_.project_id, round_id=round_.pk, scale=scale)
     for table in rating_tables(rows):
         if table.group == group:

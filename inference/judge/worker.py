@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from annotation.models import Annotation, Item
 from annotation.services.judgments import annotations_record_judgments
-from annotation.services.ratings import RatingGiven, rating_value, ratings_record
+from annotation.services.ratings import RatingGiven, RatingInvalid, rating_value, ratings_record
 from inference.clients.openai_compat import (
     MissingApiKey,
     OpenAICompatClient,
@@ -358,8 +358,12 @@ def _finalize_ratings(run: JudgeRun, call_ids: Iterable[int] | None = None) -> i
     for response_pk, model_pk, question, verdict in calls.values_list(
         "response_id", "response__model_id", "response__prompt__external_id", "verdict"
     ):
-        # A done call holds a verdict its template parsed: one of the scale's values.
-        label, score = rating_value(scale, verdict)
+        try:
+            label, score = rating_value(scale, verdict)
+        except RatingInvalid:
+            # Made before the judge's mode was changed (the admin allows it): not this scale's.
+            logger.warning("judge run %s: verdict %r is off the scale %s", run.pk, verdict, scale)
+            continue
         given.append(
             RatingGiven(
                 model_id=model_pk,

@@ -4,16 +4,22 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.commands._ratings import add_scope_arguments, project_checked
-from annotation.models import Annotator
-from annotation.reports.exchange import MT_BENCH_NUMERIC, file_part, mt_bench_single
+from annotation.models import Annotator, Rating
+from annotation.reports.exchange import (
+    MT_BENCH_NUMERIC,
+    file_part,
+    mt_bench_clash,
+    mt_bench_single,
+)
 from annotation.reports.ratings import rating_rows
 
 
 class Command(BaseCommand):
     help = (
         "Export a project's numeric judge ratings (MT-Bench grades, helpfulness 1-6) as "
-        "FastChat llm_judge single-answer judgments: model_judgment/<judge>_single.jsonl, one "
-        "file per judge, which FastChat's show_result.py and import_mt_bench read."
+        "FastChat llm_judge single-answer judgments: model_judgment/<judge>_single.jsonl (MT-Bench "
+        "scores) and <judge>.helpfulness_1_6_single.jsonl, one file per judge and scale, which "
+        "FastChat's show_result.py and import_mt_bench read."
     )
 
     def add_arguments(self, parser):
@@ -40,10 +46,21 @@ class Command(BaseCommand):
         folder = Path(out) / "model_judgment"
         folder.mkdir(parents=True, exist_ok=True)
         for judge in options["judge"] or known:
-            records = mt_bench_single(rows, judge)
-            path = folder / f"{file_part(judge)}_single.jsonl"
-            path.write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                encoding="utf-8",
-            )
-            self.stdout.write(f"{path}: {len(records)} judgments")
+            for scale in sorted(set(rows[rows["annotator"] == judge]["scale"])):
+                records = mt_bench_single(rows, judge, scale)
+                clash = mt_bench_clash(records)
+                if clash is not None:
+                    model, question, turn = clash
+                    raise CommandError(
+                        f"{judge!r} rated two answers of {model!r} to questions with the id "
+                        f"{question!r} (turn {turn}), from two prompt sets: MT-Bench's format "
+                        "cannot tell them apart. Export one round at a time (--round ID)."
+                    )
+                # One file per scale: FastChat's show_result averages every score of a file.
+                suffix = "" if scale == Rating.Scale.MT_BENCH_1_10 else f".{scale}"
+                path = folder / f"{file_part(judge)}{suffix}_single.jsonl"
+                path.write_text(
+                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                    encoding="utf-8",
+                )
+                self.stdout.write(f"{path}: {len(records)} judgments")

@@ -211,3 +211,21 @@ def test_a_file_beyond_one_lookup_imports_again_as_all_already_there(monkeypatch
     raw = jsonl([grade(question, "a", 1 + (question + 1) % 10) for question in range(2500)])
     again = mt_bench_single_import(project=project, raw=raw, file="big.jsonl")
     assert (first.created, again.created, again.skipped, again.conflicts) == (2500, 0, 2500, 2500)
+
+
+def test_export_refuses_two_prompt_sets_whose_ids_clash_and_names_the_way_out(tmp_path):
+    from annotation.models import Response
+    from annotation.services.ratings import RatingGiven, ratings_record
+    from tests.factories import make_prompt_set
+
+    project = Project.objects.create(name="two sets")
+    judge = Annotator.objects.create(project=project, kind="judge", name="gpt-4")
+    model = LanguageModel.objects.create(project=project, name="m")
+    given = []
+    for set_name in ("first", "second"):
+        prompt = make_prompt_set(project, 1, name=set_name).prompts.get()
+        response = Response.objects.create(prompt=prompt, model=model, text="answer")
+        given.append(RatingGiven(model.pk, "0", "mt_bench_1_10", score=7, response_id=response.pk))
+    ratings_record(annotator=judge, ratings=given)
+    with pytest.raises(CommandError, match=r"cannot tell them apart\. Export one round at a"):
+        call_command("export_ratings", "--project", "two sets", "--out", str(tmp_path))

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from annotation.imports.ratings import ratings_import
 from annotation.imports.records import ImportFailed
 from annotation.models import Annotator, Rating
-from annotation.reports.ratings import rating_agreement, rating_rows
+from annotation.reports.ratings import rating_agreement, rating_rows, rating_tables
 from annotation.services.ratings import RatingGiven, ratings_record
 from tests.factories import make_round
 
@@ -63,6 +63,11 @@ def test_authors_labels_become_ratings_of_the_rounds_responses():
         ({"prompt_id": "1", "model": "candidate"}, "score", "as a label or a number"),
         ({"model": "candidate", "label": "pass"}, "prompt_id", "missing"),
         ({"prompt_id": "1", "model": "candidate", "label": "pass", "turn": 0}, "turn", "from 1"),
+        (
+            {"prompt_id": "1", "model": "candidate", "label": "pass", "turn": 40000},
+            "turn",
+            "to 100",
+        ),
     ],
 )
 def test_a_bad_record_names_its_line_and_field_and_nothing_is_written(record, field, message):
@@ -147,3 +152,29 @@ def test_numeric_agreement_gives_the_mean_absolute_difference(tmp_path):
     )
     with pytest.raises(CommandError, match="No round 999"):
         call_command("import_ratings", str(path), "--round", "999", "--scale", "helpfulness_1_6")
+
+
+def test_a_spreadsheets_empty_label_column_beside_a_score_is_read_as_the_score():
+    round_ = make_round(prompts=1)
+    raw = jsonl([{"prompt_id": "0", "model": "candidate", "label": None, "score": 4}])
+    ratings_import(round_=round_, raw=raw, file="x", scale="helpfulness_1_6", annotator="ann")
+    assert Rating.objects.get().score == 4.0
+
+
+def test_two_turns_of_one_answer_by_one_annotator_are_no_pair():
+    round_ = make_round(prompts=1)
+    raw = jsonl(
+        [{"prompt_id": "0", "model": "candidate", "label": "pass", "turn": turn} for turn in (1, 2)]
+    )
+    ratings_import(round_=round_, raw=raw, file="x", scale="fail_pass_excellent", annotator="a")
+    assert rating_agreement(rating_rows(round_.project_id)) == []
+
+
+def test_a_judge_named_like_a_kind_of_people_is_not_pooled_with_them():
+    round_ = make_round(prompts=1)
+    raw = jsonl([{"prompt_id": "0", "model": "candidate", "label": "pass"}])
+    ratings_import(round_=round_, raw=raw, file="x", scale="fail_pass_excellent", annotator="a")
+    scale = "fail_pass_excellent"
+    ratings_import(round_=round_, raw=raw, file="x", scale=scale, kind="judge", annotator="author")
+    tables = rating_tables(rating_rows(round_.project_id))
+    assert sorted(table.group for table in tables) == ["author", "author (judge)"]

@@ -123,25 +123,26 @@ def test_it_names_a_group_the_round_does_not_have(tmp_path):
         run(str(round_.pk), "--format", "alpaca-eval", "--out", str(tmp_path), "--group", "gpt-4")
 
 
-def test_names_with_a_slash_are_written_as_file_names_in_the_folder(tmp_path):
-    # Hugging Face model names hold a slash; a judge's name may hold anything.
-    round_ = make_round(prompts=2, candidate="meta-llama/Llama-2-7b-chat-hf", baselines=("../b",))
-    judge = Annotator.objects.create(project=round_.project, kind="judge", name="gpt/4")
-    annotations_record_judgments(
-        annotator=judge,
-        judgments=[(item, "candidate", {True: "candidate"}) for item in round_.items.all()],
-    )
+def test_names_with_a_slash_are_written_as_distinct_file_names_in_the_folder(tmp_path):
+    # Hugging Face model names hold a slash; a judge's name may hold anything, and "a/b" and
+    # "a_b" must not share a file.
+    round_ = make_round(prompts=2, candidate="meta-llama/Llama-2-7b-chat-hf", baselines=("a/b",))
+    for name in ("gpt/4", "gpt_4"):
+        judge = Annotator.objects.create(project=round_.project, kind="judge", name=name)
+        annotations_record_judgments(
+            annotator=judge,
+            judgments=[(item, "candidate", {True: "candidate"}) for item in round_.items.all()],
+        )
     run(str(round_.pk), "--format", "alpaca-eval", "--out", str(tmp_path))
     written = sorted(path.name for path in tmp_path.iterdir())
-    assert written == [
-        "annotations.gpt_4.json",
-        "model_outputs._b.json",
-        "model_outputs.meta-llama_Llama-2-7b-chat-hf.json",
-    ]
-    outputs = json.loads(
-        (tmp_path / "model_outputs.meta-llama_Llama-2-7b-chat-hf.json").read_text()
+    assert all(path.is_file() for path in tmp_path.iterdir())
+    assert len(written) == 4
+    assert "annotations.gpt_4.json" in written
+    assert [n for n in written if n.startswith("annotations.gpt_4-")]
+    (llama,) = [n for n in written if n.startswith("model_outputs.meta-llama_Llama-2-7b-chat-hf")]
+    assert json.loads((tmp_path / llama).read_text())[0]["generator"] == (
+        "meta-llama/Llama-2-7b-chat-hf"
     )
-    assert outputs[0]["generator"] == "meta-llama/Llama-2-7b-chat-hf"
 
 
 def test_preference_pairs_of_a_project_hold_every_rounds_pairs(tmp_path):

@@ -87,6 +87,7 @@ def test_a_model_of_another_project_is_refused():
     [
         ("helpfulness_1_6", "", 7.0),
         ("helpfulness_1_6", "", 2.5),
+        ("helpfulness_1_6", "", None),
         ("fail_pass_excellent", "good", None),
         ("fail_pass_excellent", "pass", 2.0),
         ("safety", "pass", None),

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from annotation.imports.ratings import ratings_import
 from annotation.models import Annotator, LanguageModel
+from annotation.services.ratings import RatingGiven, ratings_record
 from tests.factories import make_project, make_round, make_user
 from tests.support.html_text import parsed
 
@@ -46,11 +47,31 @@ def test_a_member_sees_each_groups_shares_figure_and_agreement(client):
     # Each model: 3 fail, 1 pass, 2 excellent of 6 ratings.
     assert "6 50.0 % 16.7 % 33.3 %" in text
     assert "within author 6 6 66.7 %" in text
-    url = reverse("round-ratings-figure", args=[round_.pk, "author", "fail_pass_excellent"])
-    figure = client.get(url)
+    url = reverse("round-ratings-figure", args=[round_.pk])
+    figure = client.get(url, {"group": "author", "scale": "fail_pass_excellent"})
     assert figure["Content-Type"] == "image/png" and figure.content.startswith(b"\x89PNG")
-    missing = client.get(reverse("round-ratings-figure", args=[round_.pk, "crowd", "safety"]))
+    missing = client.get(url, {"group": "crowd", "scale": "safety"})
     assert missing.status_code == 404
+
+
+def test_a_judge_named_with_a_slash_gets_its_figure(client):
+    user = make_user()
+    round_ = make_round(prompts=2, project=make_project("lab", user))
+    judge = Annotator.objects.create(project=round_.project, kind="judge", name="openai/gpt-4o")
+    response = round_.items.first().candidate_response
+    ratings_record(
+        annotator=judge,
+        ratings=[
+            RatingGiven(response.model_id, "0", "helpfulness_1_6", score=4, response_id=response.pk)
+        ],
+    )
+    client.force_login(user)
+    page = client.get(reverse("round-ratings", args=[round_.pk]))
+    assert page.status_code == 200
+    (src,) = [attrs["src"] for tag, attrs in parsed(page.content.decode()).tags if tag == "img"]
+    assert "group=openai%2Fgpt-4o" in src
+    figure = client.get(src)
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
 
 
 def test_a_round_without_ratings_says_how_to_get_them_and_strangers_see_nothing(client):

@@ -18,7 +18,8 @@ from inference.judge.calls import PARSE_ATTEMPTS
 from inference.judge.prompts import JudgeInvalid
 from inference.judge.selectors import run_progress, run_scores
 from inference.judge.services import judge_run_retry_failed
-from inference.models import JudgeCache, JudgeCall, JudgeRun
+from inference.judge.worker import _finalize_ratings
+from inference.models import Judge, JudgeCache, JudgeCall, JudgeRun
 from tests.factories import make_round
 from tests.support.judging import (
     API_KEY,
@@ -433,9 +434,12 @@ def test_an_absolute_judge_records_a_rating_of_each_response_once(server, tmp_pa
     call_command(
         "export_ratings", "--project", round_.project.name, "--out", str(tmp_path), stdout=out
     )
-    exported = (tmp_path / "model_judgment" / "gpt-4_single.jsonl").read_text().splitlines()
+    folder = tmp_path / "model_judgment"
+    exported = (folder / "gpt-4.helpfulness_1_6_single.jsonl").read_text().splitlines()
     assert len(exported) == 6
     assert json.loads(exported[0])["judge"] == ["gpt-4", "evalplatform-helpfulness_1_6"]
+    # One scale a file: FastChat averages every score of a file.
+    assert sorted(path.name for path in folder.iterdir()) == ["gpt-4.helpfulness_1_6_single.jsonl"]
 
 
 def test_a_fail_pass_excellent_judge_records_labels(server):
@@ -464,3 +468,15 @@ def test_a_safety_judge_rates_a_sensitive_sets_answers_and_refuses_any_other_set
     assert shares["candidate"] == {"unsafe": 20.0, "partly": 20.0, "safe": 60.0}
     low, high = table.rows[0].ci95
     assert 0 <= low < 60.0 < high <= 100
+
+
+def test_verdicts_made_before_the_judges_mode_was_changed_are_left_out_of_its_ratings(server):
+    round_ = make_round(prompts=2)
+    server.responder = lambda request: Reply("Score: 4")
+    judge = make_judge(round_, server, mode="helpfulness_1_6")
+    run = run_judge(round_, judge)
+    Rating.objects.all().delete()
+    Judge.objects.filter(pk=judge.pk).update(mode="fail_pass_excellent")
+    run.refresh_from_db()
+    assert _finalize_ratings(run) == 0
+    assert not Rating.objects.exists()
