@@ -43,8 +43,8 @@ class Command(BaseCommand):
                 f"No judge of {project!r} has numeric ratings (MT-Bench or helpfulness 1-6) "
                 "to export; Fail / Pass / Excellent labels have no MT-Bench score."
             )
-        folder = Path(out) / "model_judgment"
-        folder.mkdir(parents=True, exist_ok=True)
+        # Every file is made and checked before the first is written: a refusal writes nothing.
+        files = []
         for judge in options["judge"] or known:
             for scale in sorted(set(rows[rows["annotator"] == judge]["scale"])):
                 records = mt_bench_single(rows, judge, scale)
@@ -58,9 +58,13 @@ class Command(BaseCommand):
                     )
                 # One file per scale: FastChat's show_result averages every score of a file.
                 suffix = "" if scale == Rating.Scale.MT_BENCH_1_10 else f".{scale}"
-                path = folder / f"{file_part(judge)}{suffix}_single.jsonl"
-                path.write_text(
-                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8",
-                )
-                self.stdout.write(f"{path}: {len(records)} judgments")
+                files.append((f"{file_part(judge)}{suffix}_single.jsonl", records))
+        folder = Path(out) / "model_judgment"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, records in files:
+            path = folder / name
+            path.write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                encoding="utf-8",
+            )
+            self.stdout.write(f"{path}: {len(records)} judgments")

@@ -229,3 +229,4 @@ def test_export_refuses_two_prompt_sets_whose_ids_clash_and_names_the_way_out(tm
     ratings_record(annotator=judge, ratings=given)
     with pytest.raises(CommandError, match=r"cannot tell them apart\. Export one round at a"):
         call_command("export_ratings", "--project", "two sets", "--out", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
