@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from annotation.imports.arena import judge_name
+from annotation.imports.ratings import RatingsSummary
 from annotation.imports.records import (
     ImportFailed,
-    ImportSummary,
     Record,
     checked_name,
-    checked_text,
+    checked_turn,
+    optional_id,
     read_records,
     required_name,
     shown,
@@ -27,7 +28,6 @@ from annotation.services.ratings import (
     rating_value,
     ratings_record_per_annotator,
 )
-from annotation.validators import MAX_NAME_LENGTH
 
 SCALE = Rating.Scale.MT_BENCH_1_10
 # FastChat's gen_judgment.py writes -1 when it cannot read "[[rating]]" in the judgment, and
@@ -39,11 +39,8 @@ DROPPED_UNREAD = (
 
 
 @dataclass
-class SingleSummary(ImportSummary):
+class SingleSummary(RatingsSummary):
     dropped: Counter[str] = field(default_factory=Counter)
-    # Grades already stored with another score, which is kept (per judge).
-    conflicts: int = 0
-    judges: list[str] = field(default_factory=list)
 
 
 def is_single_answer(record: Record) -> bool:
@@ -72,8 +69,15 @@ def mt_bench_single_import(
                 field="g1_winner",
             )
         model = required_name(record, "model", file)
-        question = _question(record, file)
-        turn = _turn(record, file)
+        question = optional_id(record, "question_id", file)
+        if question is None:
+            raise ImportFailed(
+                file,
+                "expected the question's id, found none",
+                line=record.line,
+                field="question_id",
+            )
+        turn = checked_turn(record, file)
         score = record.data.get("score")
         if isinstance(score, bool) or not isinstance(score, int | float):
             raise ImportFailed(
@@ -111,34 +115,5 @@ def mt_bench_single_import(
         recorded = ratings_record_per_annotator(
             project_id=project.pk, kind=Annotator.Kind.JUDGE, ratings=given, source=file
         )
-    summary.created = recorded.created
-    summary.skipped = recorded.unchanged + recorded.conflicts
-    summary.conflicts = recorded.conflicts
-    summary.judges = sorted(given)
+    summary.add(recorded, given)
     return summary
-
-
-def _question(record: Record, file: str) -> str:
-    value = record.data.get("question_id")
-    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-        raise ImportFailed(
-            file,
-            f"expected the question's id (a string or integer), found {shown(value)}",
-            line=record.line,
-            field="question_id",
-        )
-    return checked_text(
-        str(value).strip(), file, line=record.line, field="question_id", limit=MAX_NAME_LENGTH
-    )
-
-
-def _turn(record: Record, file: str) -> int:
-    value = record.data.get("turn", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-        raise ImportFailed(
-            file,
-            f"expected the turn as a whole number from 1, found {shown(value)}",
-            line=record.line,
-            field="turn",
-        )
-    return value

@@ -3,6 +3,7 @@ crowd): one record per answer of a round, `{"prompt_id", "model", "label" or "sc
 "annotator", "turn"}`, stored as ratings of the round's responses beside the judge's."""
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -12,6 +13,7 @@ from annotation.imports.records import (
     ImportSummary,
     Record,
     checked_name,
+    checked_turn,
     optional_id,
     read_records,
     required_name,
@@ -21,12 +23,10 @@ from annotation.models import Annotator, Item, Rating, Round
 from annotation.services.ratings import (
     RatingGiven,
     RatingInvalid,
+    RatingsRecorded,
     rating_value,
     ratings_record_per_annotator,
 )
-
-# As for MT-Bench's turns: far beyond any dialogue labelled turn by turn.
-MAX_TURN = 100
 
 
 @dataclass
@@ -34,6 +34,12 @@ class RatingsSummary(ImportSummary):
     # Ratings already stored with another value, which is kept.
     conflicts: int = 0
     annotators: list[str] = field(default_factory=list)
+
+    def add(self, recorded: RatingsRecorded, annotators: Iterable[str]) -> None:
+        self.created += recorded.created
+        self.skipped += recorded.unchanged + recorded.conflicts
+        self.conflicts += recorded.conflicts
+        self.annotators = sorted({*self.annotators, *annotators})
 
 
 def _answers(round_: Round) -> dict[tuple[str, str], tuple[int, int]]:
@@ -106,14 +112,7 @@ def ratings_import(
             )
         label, score = _value(record, scale, file)
         by = annotator or required_name(record, "annotator", file)
-        turn = record.data.get("turn", 1)
-        if isinstance(turn, bool) or not isinstance(turn, int) or not 1 <= turn <= MAX_TURN:
-            raise ImportFailed(
-                file,
-                f"expected a whole number from 1 to {MAX_TURN}, found {shown(turn)}",
-                line=record.line,
-                field="turn",
-            )
+        turn = checked_turn(record, file)
         key = (by, prompt_id, model, turn)
         if key in seen:
             raise ImportFailed(
@@ -139,8 +138,6 @@ def ratings_import(
         recorded = ratings_record_per_annotator(
             project_id=round_.project_id, kind=kind, ratings=given, source=file
         )
-    summary = RatingsSummary(annotators=sorted(given))
-    summary.created = recorded.created
-    summary.skipped = recorded.unchanged + recorded.conflicts
-    summary.conflicts = recorded.conflicts
+    summary = RatingsSummary()
+    summary.add(recorded, given)
     return summary

@@ -224,6 +224,23 @@ def optional_id(record: Record, field: str, file: str) -> str | None:
     return checked_text(text, file, line=record.line, field=field, limit=MAX_NAME_LENGTH)
 
 
+# Turns of a conversation rated turn by turn: far beyond any dialogue (MT-Bench has two).
+MAX_TURN = 100
+
+
+def checked_turn(record: Record, file: str) -> int:
+    """The record's `turn`, 1 when it has none."""
+    value = record.data.get("turn", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TURN:
+        raise ImportFailed(
+            file,
+            f"expected the turn as a whole number from 1 to {MAX_TURN}, found {shown(value)}",
+            line=record.line,
+            field="turn",
+        )
+    return value
+
+
 def load_file(path: str | Path) -> tuple[bytes, str]:
     """The file's bytes and the name errors give it (a name that is not UTF-8 shown with
     U+FFFD, as it may be stored beside what it brings)."""

@@ -51,6 +51,24 @@ def _row_note(outcome: Outcome) -> str:
     return note
 
 
+def _stacked_percent_bars(
+    ax, names: Sequence[str], segments: Sequence[Sequence[float]], colours, legend
+) -> None:
+    """Horizontal bars of three stacked segments (percent), each labelled when wide enough;
+    the middle (grey) one in dark text."""
+    left = [0.0] * len(names)
+    for index, (widths, colour, label) in enumerate(zip(segments, colours, legend, strict=True)):
+        bars = ax.barh(names, widths, left=left, color=colour, label=label, height=0.62)
+        ax.bar_label(
+            bars,
+            labels=[f"{w:.0f}%" if w >= MIN_LABELLED_PERCENT else "" for w in widths],
+            label_type="center",
+            color="#1d2330" if index == 1 else "white",
+            fontsize=9,
+        )
+        left = [start + width for start, width in zip(left, widths, strict=True)]
+
+
 def preference_figure(
     panels: Sequence[Panel],
     *,
@@ -87,18 +105,8 @@ def preference_figure(
     for ax, panel in zip(axes, panels, strict=True):
         names = [plain(name, NAME_WIDTH) for name, _ in panel.rows]
         percents = [outcome.percents() for _, outcome in panel.rows]
-        left = [0.0] * len(names)
-        for segment, (colour, label) in enumerate(zip(COLOURS.values(), legend, strict=True)):
-            widths = [p[segment] for p in percents]
-            bars = ax.barh(names, widths, left=left, color=colour, label=label, height=0.62)
-            ax.bar_label(
-                bars,
-                labels=[f"{w:.0f}%" if w >= MIN_LABELLED_PERCENT else "" for w in widths],
-                label_type="center",
-                color="white" if segment != 1 else "#1d2330",
-                fontsize=9,
-            )
-            left = [start + width for start, width in zip(left, widths, strict=True)]
+        segments = [[p[segment] for p in percents] for segment in range(3)]
+        _stacked_percent_bars(ax, names, segments, list(COLOURS.values()), legend)
         for row, (_, outcome) in enumerate(panel.rows):
             ax.text(101.5, row, _row_note(outcome), va="center", fontsize=8.5, color="#1d2330")
         ax.set_xlim(0, 100)
@@ -157,18 +165,9 @@ def ratings_figure(table: RatingTable) -> Figure:
     names = [plain(row.model, NAME_WIDTH) for row in rows]
     if table.scale in LABELLED:
         labelled = LABELLED[table.scale]
-        left = [0.0] * len(rows)
-        for index, (label, colour) in enumerate(zip(labelled.labels, LABEL_COLOURS, strict=True)):
-            widths = [row.shares[label] for row in rows]
-            bars = ax.barh(names, widths, left=left, color=colour, label=label.title(), height=0.62)
-            ax.bar_label(
-                bars,
-                labels=[f"{w:.0f}%" if w >= MIN_LABELLED_PERCENT else "" for w in widths],
-                label_type="center",
-                color="#1d2330" if index == 1 else "white",
-                fontsize=9,
-            )
-            left = [start + width for start, width in zip(left, widths, strict=True)]
+        segments = [[row.shares[label] for row in rows] for label in labelled.labels]
+        legend = [label.title() for label in labelled.labels]
+        _stacked_percent_bars(ax, names, segments, list(LABEL_COLOURS), legend)
         for index, row in enumerate(rows):
             note = f"n = {row.n}"
             if row.ci95:

@@ -31,9 +31,18 @@ def counted(*, include_excluded: bool = False) -> Q:
     return rule
 
 
+def annotator_groups(kinds: pd.Series, names: pd.Series) -> np.ndarray:
+    """Crowd workers and authors are pooled by kind; each model judge is a group of its own,
+    told apart from the people's groups when it is named like one ("author (judge)")."""
+    kinds, names = kinds.to_numpy(dtype=object), names.to_numpy(dtype=object)
+    judge = kinds == Annotator.Kind.JUDGE
+    clash = judge & np.isin(names, Annotator.Kind.values)
+    named = np.where(clash, names + " (judge)", names) if len(names) else names
+    return np.where(judge, named, kinds)
+
+
 def _groups(raw: pd.DataFrame) -> np.ndarray:
-    """Crowd workers and authors are pooled by kind; each model judge is a group of its own."""
-    return np.where(raw["kind"] == Annotator.Kind.JUDGE, raw["name"], raw["kind"])
+    return annotator_groups(raw["kind"], raw["name"])
 
 
 def round_frame(round_id: int, *, include_excluded: bool = False) -> pd.DataFrame:

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from django.db.models import Q
 
-from annotation.models import Annotator, Item, Rating
+from annotation.models import Item, Rating
+from annotation.reports.frames import annotator_groups
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ratio, rng_for
 
 Scale = Rating.Scale
@@ -64,7 +65,9 @@ def rating_rows(
         "label",
         "score",
     )
-    return pd.DataFrame(list(rows), columns=COLUMNS)
+    frame = pd.DataFrame(list(rows), columns=COLUMNS)
+    frame["group"] = annotator_groups(frame["kind"], frame["annotator"])
+    return frame
 
 
 @dataclass(frozen=True)
@@ -109,14 +112,6 @@ class RatingTable:
         }
 
 
-def _group(kind: str, name: str) -> str:
-    """Judges are each their own group; people are pooled by kind (crowd, author). A judge
-    named like a kind of people is told apart, so that the two are never pooled."""
-    if kind != Annotator.Kind.JUDGE:
-        return kind
-    return f"{name} (judge)" if name in Annotator.Kind.values else name
-
-
 def rating_tables(
     rows: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> list[RatingTable]:
@@ -125,8 +120,6 @@ def rating_tables(
     shares; the interval resamples the questions (both turns of a question go together)."""
     if rows.empty:
         return []
-    groups = [_group(k, n) for k, n in zip(rows["kind"], rows["annotator"], strict=True)]
-    rows = rows.assign(group=groups)
     tables = []
     for (group, scale), of_scale in rows.groupby(["group", "scale"], sort=True):
         models = []
@@ -230,7 +223,6 @@ def rating_agreement(
     if rows.empty:
         return []
     rows = rows.assign(
-        group=[_group(k, n) for k, n in zip(rows["kind"], rows["annotator"], strict=True)],
         value=[
             label or f"{score:g}" for label, score in zip(rows["label"], rows["score"], strict=True)
         ],

@@ -44,7 +44,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{file}: {summary.created} single-answer grades added "
                 f"({summary.skipped} already there, {summary.conflicts} of them with another "
-                f"score, which is kept) from {', '.join(summary.judges) or 'no judge'}."
+                f"score, which is kept) from {', '.join(summary.annotators) or 'no judge'}."
             )
             dropped = summary.dropped
             if summary.created:

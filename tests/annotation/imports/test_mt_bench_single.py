@@ -67,7 +67,7 @@ def test_the_table_equals_fastchats_show_result_and_unread_grades_are_dropped():
     summary = mt_bench_single_import(project=project, raw=jsonl(records), file="gpt-4_single.jsonl")
     assert summary.created == len(records) - 2
     assert summary.dropped == {DROPPED_UNREAD: 2}
-    assert summary.judges == ["gpt-4"]
+    assert summary.annotators == ["gpt-4"]
     assert sorted(summary.models_created) == ["gpt-3.5-turbo", "llama-13b", "vicuna-13b-v1.3"]
 
     per_turn, overall = fastchat_show_result(records)
