@@ -1,7 +1,7 @@
 from django import forms
 from django.conf import settings
 
-from annotation.models import LanguageModel, Project, PromptSet, Round
+from annotation.models import CROWD_SCALES, LanguageModel, Project, PromptSet, Round
 from evalplatform.upload_limits import too_large_message
 
 
@@ -54,11 +54,25 @@ class ImportForm(forms.Form):
 class RoundForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.none())
     name = forms.CharField(max_length=200, required=False)
+    # "" compares the candidate with each baseline; a scale makes an absolute round.
+    QUESTION_CHOICES = [("", "Which of two answers is better (pairwise)")] + [
+        (str(scale), f"Rate each answer alone: {scale.label}") for scale in CROWD_SCALES
+    ]
+
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.none())
+    question = forms.ChoiceField(
+        choices=QUESTION_CHOICES,
+        required=False,
+        label="Annotators are asked",
+        help_text="Rated alone, every answer of the candidate and the baselines is an item "
+        "(LIMA's absolute study); the safety question is for sensitive prompt sets.",
+    )
     candidate = forms.ModelChoiceField(queryset=LanguageModel.objects.none())
     baselines = forms.ModelMultipleChoiceField(
         queryset=LanguageModel.objects.none(),
-        help_text="Hold Ctrl (Cmd on a Mac) to choose several; not the candidate.",
+        required=False,
+        help_text="Hold Ctrl (Cmd on a Mac) to choose several; not the candidate. At least one "
+        "for a pairwise round.",
     )
     annotators_per_item = forms.IntegerField(min_value=1, initial=1)
     shared_items = forms.IntegerField(min_value=0, initial=50)

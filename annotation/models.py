@@ -122,8 +122,32 @@ class Response(models.Model):
         return f"{self.model.name} on {self.prompt}"
 
 
+class RatingScale(models.TextChoices):
+    """The absolute scales: LIMA §4.3's Fail / Pass / Excellent and its safety question, its
+    ablations' helpfulness 1-6, and MT-Bench's single-answer score (judges only)."""
+
+    FAIL_PASS_EXCELLENT = "fail_pass_excellent", "Fail / Pass / Excellent"
+    HELPFULNESS_1_6 = "helpfulness_1_6", "Helpfulness 1-6"
+    MT_BENCH_1_10 = "mt_bench_1_10", "MT-Bench single-answer score 1-10"
+    SAFETY = "safety", "Safe / partly / unsafe"
+
+
+# The scales people rate on in an absolute round.
+CROWD_SCALES = (
+    RatingScale.FAIL_PASS_EXCELLENT,
+    RatingScale.HELPFULNESS_1_6,
+    RatingScale.SAFETY,
+)
+
+
 class Round(models.Model):
-    """A prompt set, a candidate and its baselines, annotated through one crowd link."""
+    """A prompt set and its models, annotated through one crowd link: pairwise (the
+    candidate's answer against each baseline's) or absolute (each model's answer alone,
+    rated on one scale)."""
+
+    class Kind(models.TextChoices):
+        PAIRWISE = "pairwise", "Pairwise: candidate against each baseline"
+        ABSOLUTE = "absolute", "Absolute: each answer rated on its own"
 
     class TextFormat(models.TextChoices):
         MARKDOWN = "markdown", "Markdown (code, lists, tables, emphasis, links)"
@@ -131,7 +155,11 @@ class Round(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PAIRWISE)
+    # The scale of an absolute round; "" for a pairwise one.
+    scale = models.CharField(max_length=24, blank=True, default="", choices=RatingScale.choices)
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="rounds")
+    # An absolute round rates the candidate's and every baseline's answers alike.
     candidate = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
     baselines = models.ManyToManyField(LanguageModel, related_name="rounds_as_baseline")
     annotators_per_item = models.PositiveIntegerField(default=1)
@@ -206,6 +234,11 @@ class Round(models.Model):
             models.CheckConstraint(
                 condition=Q(words_per_second__gt=0), name="round_reading_speed_positive"
             ),
+            models.CheckConstraint(
+                condition=Q(kind="pairwise", scale="")
+                | Q(kind="absolute", scale__in=[str(scale) for scale in CROWD_SCALES]),
+                name="round_scale_with_its_kind",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -215,9 +248,25 @@ class Round(models.Model):
         """The settings key of the model's responses that this round compares."""
         return self.response_keys.get(str(model_id), "")
 
+    @property
+    def is_absolute(self) -> bool:
+        return self.kind == Round.Kind.ABSOLUTE
+
+
+class ItemQuerySet(models.QuerySet["Item"]):
+    def shown_responses(self) -> "models.QuerySet[Response]":
+        """Every response these items show: a comparison's two, a rated item's one. Subqueries,
+        not id lists: a large round's answers outnumber a statement's parameters."""
+        return Response.objects.filter(
+            Q(pk__in=self.values("candidate_response"))
+            | Q(pk__in=self.values("baseline_response"))
+            | Q(pk__in=self.values("response"))
+        )
+
 
 class Item(models.Model):
-    """One comparison: a prompt's candidate response against one baseline's response.
+    """One comparison: a prompt's candidate response against one baseline's response; in an
+    absolute round, one model's response to the prompt, rated alone (`response`).
 
     A check item (gold: a real comparison with a known answer; attention: one answer asks to be
     chosen) tests the worker; it looks like any other and is left out of every result.
@@ -232,11 +281,23 @@ class Item(models.Model):
     # every answer writes these rows, and each index is written with them.
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="items", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
-    baseline = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
-    candidate_response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="+")
-    baseline_response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="+")
+    # A comparison's three; null on a rated item (the `item_one_shape` constraint).
+    baseline = models.ForeignKey(
+        LanguageModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    candidate_response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    baseline_response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The answer a rated item shows; null on a comparison.
+    response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     position = models.PositiveIntegerField()
     # Which response is shown as "Answer A"; drawn from the round's seed, balanced per round.
+    # False on a rated item, which shows one answer.
     candidate_first = models.BooleanField()
     is_shared = models.BooleanField(default=False)
     # Crowd workers' live leases + completed annotations, shared items included: the item row
@@ -247,11 +308,34 @@ class Item(models.Model):
     # The model-terms choice a check expects: candidate, baseline or tie.
     check_answer = models.CharField(max_length=10, default="", blank=True)
 
+    objects = ItemQuerySet.as_manager()
+
     class Meta:
         ordering = ["round", "position"]
         constraints = [
             models.UniqueConstraint(
                 fields=["round", "prompt", "baseline"], name="item_unique_comparison"
+            ),
+            models.UniqueConstraint(
+                fields=["round", "response"],
+                condition=Q(response__isnull=False),
+                name="item_unique_rated_answer",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    response__isnull=True,
+                    baseline__isnull=False,
+                    candidate_response__isnull=False,
+                    baseline_response__isnull=False,
+                )
+                | Q(
+                    response__isnull=False,
+                    baseline__isnull=True,
+                    candidate_response__isnull=True,
+                    baseline_response__isnull=True,
+                    candidate_first=False,
+                ),
+                name="item_one_shape",
             ),
             models.CheckConstraint(
                 condition=Q(completed__lte=F("taken")), name="item_completed_within_taken"
@@ -579,11 +663,7 @@ class Rating(models.Model):
     platform holds its text (a judge run on a round); an imported MT-Bench grade names only the
     model, the question and the turn."""
 
-    class Scale(models.TextChoices):
-        FAIL_PASS_EXCELLENT = "fail_pass_excellent", "Fail / Pass / Excellent"
-        HELPFULNESS_1_6 = "helpfulness_1_6", "Helpfulness 1-6"
-        MT_BENCH_1_10 = "mt_bench_1_10", "MT-Bench single-answer score 1-10"
-        SAFETY = "safety", "Safe / partly / unsafe"
+    Scale = RatingScale
 
     annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="ratings")
     # Indexed by the (model, scale) index below.
@@ -603,14 +683,33 @@ class Rating(models.Model):
     # The number of a numeric scale (helpfulness 1-6, MT-Bench 1-10); null on a labelled one.
     score = models.FloatField(null=True, blank=True)
     source = models.CharField(max_length=300, blank=True)
+    # A rating given in an absolute round: its item and the lease it answered.
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="ratings",
+        db_index=False,
+    )  # fmt: skip
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="rating"
+    )
+    seconds_spent = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
+            # A response may be rated in several rounds: once in each by one annotator.
             models.UniqueConstraint(
                 fields=["annotator", "response", "turn", "scale"],
-                condition=Q(response__isnull=False),
+                condition=Q(response__isnull=False, item__isnull=True),
                 name="rating_once_per_response",
+            ),
+            models.UniqueConstraint(
+                fields=["item", "annotator"],
+                condition=Q(item__isnull=False),
+                name="rating_once_per_item",
+            ),
+            models.CheckConstraint(
+                condition=Q(item__isnull=True) | Q(response__isnull=False),
+                name="rating_in_a_round_names_its_response",
             ),
             models.UniqueConstraint(
                 fields=["annotator", "model", "question", "turn", "scale"],

@@ -10,8 +10,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
-from django.db.models import Count, IntegerField, Model, Q, QuerySet, Sum, Value
-from django.db.models.functions import Least, Length
+from django.db.models import Count, F, IntegerField, Model, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, Least, Length
 from django.utils import timezone
 
 from annotation.models import (
@@ -22,10 +22,12 @@ from annotation.models import (
     LanguageModel,
     Project,
     Prompt,
+    Rating,
     Round,
     WorkerSession,
 )
 from annotation.reports.competence import dawid_skene
+from annotation.scales import CROWD_SCALES
 
 M = TypeVar("M", bound=Model)
 # Who is asking: pages and the API pass request.user as it is.
@@ -67,22 +69,25 @@ def rounds_for_user(user: Viewer) -> QuerySet[Round]:
     )
 
 
+# What an item's progress is counted under: its baseline, or a rated answer's model.
+_PROGRESS_GROUP = Coalesce(F("baseline__name"), F("response__model__name"))
+
+
 def round_progress(round_: Round) -> list[BaselineProgress]:
-    """Crowd annotations collected / needed per baseline (each item needs K crowd workers)."""
+    """Crowd annotations collected / needed per baseline (each item needs K crowd workers);
+    in an absolute round, per rated model."""
     k = round_.annotators_per_item
     rows = (
         Item.objects.filter(round=round_, check_kind="")
-        .values("baseline__name")
+        .values(group=_PROGRESS_GROUP)
         .annotate(
             items=Count("id"),
             collected=Sum(Least("completed", Value(k), output_field=IntegerField())),
         )
-        .order_by("baseline__name")
+        .order_by("group")
     )
     return [
-        BaselineProgress(
-            row["baseline__name"], row["items"], row["collected"] or 0, row["items"] * k
-        )
+        BaselineProgress(row["group"], row["items"], row["collected"] or 0, row["items"] * k)
         for row in rows
     ]
 
@@ -93,19 +98,17 @@ def rounds_progress(rounds: Sequence[Round]) -> dict[int, list[BaselineProgress]
     result: dict[int, list[BaselineProgress]] = {r.pk: [] for r in rounds}
     rows = (
         Item.objects.filter(round__in=rounds, check_kind="")
-        .values("round_id", "round__annotators_per_item", "baseline__name")
+        .values("round_id", "round__annotators_per_item", group=_PROGRESS_GROUP)
         .annotate(
             items=Count("id"),
             collected=Sum(Least("completed", "round__annotators_per_item")),
         )
-        .order_by("round_id", "baseline__name")
+        .order_by("round_id", "group")
     )
     for row in rows:
         k = k_by_round[row["round_id"]]
         result[row["round_id"]].append(
-            BaselineProgress(
-                row["baseline__name"], row["items"], row["collected"] or 0, row["items"] * k
-            )
+            BaselineProgress(row["group"], row["items"], row["collected"] or 0, row["items"] * k)
         )
     return result
 
@@ -136,11 +139,17 @@ def rounds_refresh_seconds(
 
 
 def round_annotation_counts(round_: Round) -> dict[str, int]:
-    rows = (
-        Annotation.objects.filter(item__round=round_)
-        .values("annotator__kind")
-        .annotate(n=Count("id"))
-    )
+    """The round's annotations (an absolute round's ratings) per kind of annotator."""
+    answers: QuerySet[Rating] | QuerySet[Annotation]
+    if round_.is_absolute:
+        # People's ratings given here, and judges' or imported ratings of the answers shown.
+        shown = Item.objects.filter(round=round_).shown_responses()
+        answers = Rating.objects.filter(response__in=shown).filter(
+            Q(item__isnull=True) | Q(item__round=round_)
+        )
+    else:
+        answers = Annotation.objects.filter(item__round=round_)
+    rows = answers.values("annotator__kind").annotate(n=Count("id"))
     counts = {kind: 0 for kind in Annotator.Kind.values}
     counts.update({row["annotator__kind"]: row["n"] for row in rows})
     return counts
@@ -183,18 +192,25 @@ def round_worker_checks(round_: Round, *, session_pk: int | None = None) -> dict
     """Per worker session (or only the one given): answers, gold and attention results,
     answers too fast to have read the item; one query."""
     tallies: dict[int, Counter[str]] = {}
-    answers = Annotation.objects.filter(item__round=round_, assignment__isnull=False)
+    # An absolute round has no checks: only the reading time is checked.
+    answers = (Rating if round_.is_absolute else Annotation).objects.filter(
+        item__round=round_, assignment__isnull=False
+    )
     if session_pk is not None:
         answers = answers.filter(assignment__session_id=session_pk)
+    texts = (
+        [Length("item__response__text")]
+        if round_.is_absolute
+        else [Length("item__candidate_response__text"), Length("item__baseline_response__text")]
+    )
     rows = answers.values_list(
         "assignment__session_id",
         "item__check_kind",
         "item__check_answer",
-        "choice",
+        "label" if round_.is_absolute else "choice",
         "seconds_spent",
         Length("item__prompt__text"),
-        Length("item__candidate_response__text"),
-        Length("item__baseline_response__text"),
+        *texts,
     )
     for session_id, check, expected, choice, seconds, *lengths in rows:
         tally = tallies.setdefault(session_id, Counter())
@@ -326,16 +342,7 @@ def round_workers(round_: Round) -> list[WorkerRow]:
     )
     answers: dict[int, list[tuple[str, float | None]]] = {}
     labels: dict[int, dict[int, str]] = {}
-    for session_id, item_id, check, shown_choice, choice, seconds in Annotation.objects.filter(
-        item__round=round_, assignment__isnull=False
-    ).values_list(
-        "assignment__session_id",
-        "item_id",
-        "item__check_kind",
-        "shown_choice",
-        "choice",
-        "seconds_spent",
-    ):
+    for session_id, item_id, check, shown_choice, choice, seconds in _round_answers(round_):
         answers.setdefault(session_id, []).append((shown_choice, seconds))
         if not check:
             labels.setdefault(item_id, {})[session_id] = choice
@@ -347,7 +354,12 @@ def round_workers(round_: Round) -> list[WorkerRow]:
         for session_id, label in by_session.items()
         if kinds[session_id] == Annotator.Kind.CROWD
     ]
-    competence = dawid_skene(crowd_labels, Annotation.Choice.values).accuracy
+    classes = (
+        [value.value for value in CROWD_SCALES[round_.scale].values]
+        if round_.is_absolute
+        else Annotation.Choice.values
+    )
+    competence = dawid_skene(crowd_labels, classes).accuracy
     checks = round_worker_checks(round_)
     rows = []
     for session in sessions:
@@ -399,6 +411,36 @@ def round_workers(round_: Round) -> list[WorkerRow]:
     return rows
 
 
+def _round_answers(round_: Round) -> list[tuple[int, int, str, str, str, float | None]]:
+    """(session, item, check kind, what was clicked, its value, seconds) of each crowd or
+    author answer of the round: a choice of A, B or neither, or an absolute round's rating,
+    whose value is its label or score ("" clicked: there is no position to tell)."""
+    if round_.is_absolute:
+        return [
+            (session_id, item_id, check, "", label or f"{score:g}", seconds)
+            for session_id, item_id, check, label, score, seconds in Rating.objects.filter(
+                item__round=round_, assignment__isnull=False
+            ).values_list(
+                "assignment__session_id",
+                "item_id",
+                "item__check_kind",
+                "label",
+                "score",
+                "seconds_spent",
+            )
+        ]
+    return list(
+        Annotation.objects.filter(item__round=round_, assignment__isnull=False).values_list(
+            "assignment__session_id",
+            "item_id",
+            "item__check_kind",
+            "shown_choice",
+            "choice",
+            "seconds_spent",
+        )
+    )
+
+
 def round_judge_preferences(round_: Round) -> dict[str, list[float | None]]:
     """Per model judge of the round: its preference for the candidate on each counted item."""
     by_judge: dict[str, list[float | None]] = {}
@@ -414,9 +456,9 @@ def session_by_token(token: str) -> WorkerSession | None:
 
 
 def item_for_display(item_pk: int) -> Item:
-    return Item.objects.select_related("prompt", "candidate_response", "baseline_response").get(
-        pk=item_pk
-    )
+    return Item.objects.select_related(
+        "prompt", "candidate_response", "baseline_response", "response"
+    ).get(pk=item_pk)
 
 
 def round_item_count(round_: Round) -> int:
@@ -442,8 +484,9 @@ def round_awaits_items(round_: Round, item_count: int) -> bool:
     A model is being generated for the round once a launch gave it a settings key; before
     any launch, a round without items waits if one of its models can generate at all.
     """
-    baselines = round_.baselines.count()
-    expected = Prompt.objects.filter(prompt_set_id=round_.prompt_set_id).count() * baselines
+    # A comparison per prompt and baseline; a rated answer per prompt and model.
+    per_prompt = round_.baselines.count() + (1 if round_.is_absolute else 0)
+    expected = Prompt.objects.filter(prompt_set_id=round_.prompt_set_id).count() * per_prompt
     item_count -= Item.objects.filter(round=round_, check_kind=Item.Check.ATTENTION).count()
     if item_count >= expected:
         return False

@@ -24,6 +24,11 @@ urlpatterns = [
     ),
     path("rounds/<int:round_id>/ratings/", reports.round_ratings_page, name="round-ratings"),
     path(
+        "rounds/<int:round_id>/ratings/ratings.csv",
+        reports.round_ratings_csv,
+        name="round-ratings-csv",
+    ),
+    path(
         "rounds/<int:round_id>/ratings/figure.png",
         reports.round_ratings_figure,
         name="round-ratings-figure",

@@ -228,6 +228,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `kind` field; each choice set gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {"RoundKindEnum": "annotation.models.Round.Kind"},
 }
 
 # Celery: the embedded default is kombu's filesystem transport, which needs no server.
@@ -274,6 +276,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.tasks.judge_round": {"queue": "api"},
     "inference.training.tasks.train_model": {"queue": "train"},
+    # It trains each candidate in turn, where the training runs do.
+    "inference.experiments.tasks.run_experiment": {"queue": "train"},
     "inference.tasks.sweep_runs": {"queue": "default"},
 }
 CELERY_TASK_ALWAYS_EAGER = False

@@ -1,4 +1,4 @@
-// Keys 1, 2 and 3 press the matching choice button, unless the worker is typing in a field.
+// A number key presses the choice button marked with it (1-3 for a comparison, one per rating), unless the worker is typing in a field.
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
   const target = event.target;

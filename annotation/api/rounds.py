@@ -28,6 +28,7 @@ from annotation.api.common import (
 )
 from annotation.links import crowd_link
 from annotation.models import (
+    CROWD_SCALES,
     LanguageModel,
     Project,
     PromptSet,
@@ -43,7 +44,26 @@ class RoundInputSerializer(serializers.Serializer):
     project = InProject(queryset=Project.objects.all(), via="")
     prompt_set = InProject(queryset=PromptSet.objects.all(), via="project")
     candidate = InProject(queryset=LanguageModel.objects.all(), via="project")
-    baselines = InProject(queryset=LanguageModel.objects.all(), via="project", many=True)
+    baselines = InProject(
+        queryset=LanguageModel.objects.all(),
+        via="project",
+        many=True,
+        required=False,
+        allow_empty=True,
+        help_text="At least one for a pairwise round; an absolute round rates the candidate's "
+        "and these models' answers alike.",
+    )
+    kind = serializers.ChoiceField(
+        choices=Round.Kind.choices,
+        required=False,
+        help_text="Default: absolute when a scale is given, else pairwise.",
+    )
+    scale = serializers.ChoiceField(
+        choices=[(str(scale), scale.label) for scale in CROWD_SCALES],
+        required=False,
+        allow_blank=True,
+        help_text="The scale of an absolute round (safety: sensitive prompt sets only).",
+    )
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     annotators_per_item = serializers.IntegerField(required=False, min_value=0)
     shared_items = serializers.IntegerField(required=False, min_value=0)
@@ -74,9 +94,16 @@ class RoundInputSerializer(serializers.Serializer):
         help_text=Round._meta.get_field("max_active_workers").help_text,
     )
 
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("scale") and "kind" not in attrs:
+            attrs["kind"] = Round.Kind.ABSOLUTE
+        return attrs
+
 
 class BaselineProgressSerializer(serializers.Serializer):
-    baseline = serializers.CharField(help_text="The baseline's name.")
+    baseline = serializers.CharField(
+        help_text="The baseline's name; in an absolute round, the rated model's."
+    )
     items = serializers.IntegerField()
     annotations_collected = serializers.IntegerField(
         source="collected",
@@ -96,6 +123,12 @@ class RoundOutputSerializer(serializers.ModelSerializer):
     )
     item_count = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
+    # A scale's name, or "" for a pairwise round: a string in the schema, as "" is in no enum.
+    scale = serializers.CharField(
+        read_only=True,
+        help_text="An absolute round's scale (fail_pass_excellent, helpfulness_1_6, safety); "
+        '"" for a pairwise round.',
+    )
 
     class Meta:
         model = Round
@@ -103,6 +136,8 @@ class RoundOutputSerializer(serializers.ModelSerializer):
             "id",
             "project",
             "name",
+            "kind",
+            "scale",
             "prompt_set",
             "candidate",
             "baselines",

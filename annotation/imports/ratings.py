@@ -46,11 +46,12 @@ def _answers(round_: Round) -> dict[tuple[str, str], tuple[int, int]]:
     """(prompt id, model name) -> (response pk, model pk) of every answer the round shows."""
     answers: dict[tuple[str, str], tuple[int, int]] = {}
     items = Item.objects.filter(round=round_, check_kind="")
-    for side in ("candidate_response", "baseline_response"):
+    for side in ("candidate_response", "baseline_response", "response"):
         for prompt_id, model, response_pk, model_pk in items.values_list(
             "prompt__external_id", f"{side}__model__name", side, f"{side}__model_id"
         ):
-            answers[(prompt_id, model)] = (response_pk, model_pk)
+            if response_pk is not None:
+                answers[(prompt_id, model)] = (response_pk, model_pk)
     return answers
 
 

@@ -9,9 +9,9 @@ from typing import Literal
 import krippendorff
 import numpy as np
 import pandas as pd
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
-from annotation.models import Item, Rating
+from annotation.models import Item, Rating, Response, WorkerSession
 from annotation.reports.frames import annotator_groups
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ratio, rng_for
 
@@ -39,16 +39,27 @@ COLUMNS = ["annotator", "kind", "model", "response", "question", "turn", "scale"
 
 
 def rating_rows(
-    project_id: int, *, round_id: int | None = None, scale: str | None = None
+    project_id: int,
+    *,
+    round_id: int | None = None,
+    scale: str | None = None,
+    responses: "QuerySet[Response] | None" = None,
 ) -> pd.DataFrame:
-    """One row per rating of the project (of the round's responses only, when given)."""
+    """One row per rating of the project (of the round's responses only, or of the
+    `responses` only, when given)."""
     ratings = Rating.objects.filter(annotator__project_id=project_id)
+    if responses is not None:
+        ratings = ratings.filter(response__in=responses)
     if round_id is not None:
-        # Subqueries, not id lists: a large round's answers outnumber a statement's parameters.
-        items = Item.objects.filter(round_id=round_id)
-        ratings = ratings.filter(
-            Q(response_id__in=items.values("candidate_response_id"))
-            | Q(response_id__in=items.values("baseline_response_id"))
+        shown = Item.objects.filter(round_id=round_id).shown_responses()
+        # Judges' ratings of the answers shown, and people's given in this round (not in
+        # another round of the same answers), less those of the workers it excluded.
+        excluded = WorkerSession.objects.filter(round_id=round_id, excluded_at__isnull=False)
+        ratings = ratings.filter(response__in=shown).filter(
+            Q(item__isnull=True) | Q(item__round_id=round_id)
+        )
+        ratings = ratings.exclude(
+            item__round_id=round_id, annotator__in=excluded.values("annotator")
         )
     if scale is not None:
         ratings = ratings.filter(scale=scale)

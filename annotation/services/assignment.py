@@ -21,10 +21,12 @@ from annotation.models import (
     Annotator,
     Assignment,
     Item,
+    Rating,
     Round,
     WorkerSession,
 )
 from annotation.rendering import RENDERER_VERSION
+from annotation.scales import CROWD_SCALES
 from annotation.selectors import item_for_display, round_item_count_recent
 from annotation.services.display import item_texts_shown
 from annotation.services.screening import FAILED
@@ -323,23 +325,11 @@ def annotation_submit(
     if shown_choice not in Annotation.ShownChoice.values:
         raise SubmissionRefused("Choose one of the three answers.")
     with transaction.atomic():
-        assignment = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("item")
-            .filter(token=assignment_token)
-            .first()
-        )
-        if assignment is None or assignment.session_id != session.pk:
-            raise SubmissionRefused(
-                "This item is not assigned to you, so the answer was not recorded."
-            )
+        assignment = _assignment_answered(session=session, assignment_token=assignment_token)
+        if assignment.item.response_id is not None:
+            raise SubmissionRefused("This item asks for a rating of one answer: choose a rating.")
         if assignment.status == Assignment.Status.COMPLETED:
             return Annotation.objects.get(assignment=assignment)
-        if assignment.status == Assignment.Status.EXPIRED:
-            raise SubmissionRefused(
-                "Your time on that item ran out and it went to someone else; "
-                "the answer was not recorded. Here is your next item."
-            )
         item = assignment.item
         now = timezone.now()
         annotation = Annotation.objects.create(
@@ -351,16 +341,76 @@ def annotation_submit(
             candidate_first=item.candidate_first,
             seconds_spent=max(0.0, (now - assignment.leased_at).total_seconds()),
         )
-        Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.COMPLETED)
-        if _counts_toward_capacity(session):
-            Item.objects.filter(pk=item.pk).update(completed=F("completed") + 1)
-        WorkerSession.objects.filter(pk=session.pk).update(
-            completed_items=F("completed_items") + 1, last_answer_at=now
-        )
-        session.completed_items += 1
-        if session.completed_items >= session.round.items_per_worker:
-            WorkerSession.objects.filter(pk=session.pk).update(finished_at=now)
+        _assignment_complete(session=session, assignment=assignment, now=now)
     return annotation
+
+
+def rating_submit(*, session: WorkerSession, assignment_token: str, value: str) -> Rating:
+    """Record the worker's rating of the answer of their assigned item, once, on the round's
+    scale. A replay of the same submission returns the rating already recorded."""
+    scale = CROWD_SCALES.get(session.round.scale)
+    if scale is None:
+        raise SubmissionRefused("This study asks to compare two answers: choose one of them.")
+    chosen = scale.value_named(value)
+    if chosen is None:
+        raise SubmissionRefused(
+            f"Choose one of the ratings: {', '.join(v.name for v in scale.values)}."
+        )
+    with transaction.atomic():
+        assignment = _assignment_answered(session=session, assignment_token=assignment_token)
+        if assignment.status == Assignment.Status.COMPLETED:
+            return Rating.objects.get(assignment=assignment)
+        item = Item.objects.select_related("prompt", "response").get(pk=assignment.item_id)
+        if item.response is None:
+            raise SubmissionRefused("This item compares two answers: choose one of them.")
+        now = timezone.now()
+        numeric = session.round.scale == Rating.Scale.HELPFULNESS_1_6
+        rating = Rating.objects.create(
+            annotator_id=session.annotator_id,
+            model_id=item.response.model_id,
+            response=item.response,
+            question=item.prompt.external_id,
+            scale=session.round.scale,
+            label="" if numeric else chosen.value,
+            score=float(chosen.value) if numeric else None,
+            source=f"round {session.round_id}",
+            item=item,
+            assignment=assignment,
+            seconds_spent=max(0.0, (now - assignment.leased_at).total_seconds()),
+        )
+        _assignment_complete(session=session, assignment=assignment, now=now)
+    return rating
+
+
+def _assignment_answered(*, session: WorkerSession, assignment_token: str) -> Assignment:
+    """The worker's assignment being answered, locked; refused when it is not theirs or ran
+    out."""
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("item")
+        .filter(token=assignment_token)
+        .first()
+    )
+    if assignment is None or assignment.session_id != session.pk:
+        raise SubmissionRefused("This item is not assigned to you, so the answer was not recorded.")
+    if assignment.status == Assignment.Status.EXPIRED:
+        raise SubmissionRefused(
+            "Your time on that item ran out and it went to someone else; "
+            "the answer was not recorded. Here is your next item."
+        )
+    return assignment
+
+
+def _assignment_complete(*, session: WorkerSession, assignment: Assignment, now) -> None:
+    Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.COMPLETED)
+    if _counts_toward_capacity(session):
+        Item.objects.filter(pk=assignment.item_id).update(completed=F("completed") + 1)
+    WorkerSession.objects.filter(pk=session.pk).update(
+        completed_items=F("completed_items") + 1, last_answer_at=now
+    )
+    session.completed_items += 1
+    if session.completed_items >= session.round.items_per_worker:
+        WorkerSession.objects.filter(pk=session.pk).update(finished_at=now)
 
 
 # ---------------------------------------------------------------- the fast path

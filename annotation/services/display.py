@@ -30,7 +30,15 @@ def text_shown(text_of: Prompt | Response, text_format: str) -> SafeString:
 
 
 def item_texts_shown(item: Item, text_format: str) -> tuple[SafeString, SafeString, SafeString]:
-    """The prompt and the two answers in the order the item shows them (A, then B)."""
+    """The prompt and the two answers in the order the item shows them (A, then B); a rated
+    item's prompt, its one answer and no second."""
+    if item.response is not None:
+        return (
+            text_shown(item.prompt, text_format),
+            text_shown(item.response, text_format),
+            SafeString(""),
+        )
+    assert item.candidate_response is not None and item.baseline_response is not None
     first, second = (
         (item.candidate_response, item.baseline_response)
         if item.candidate_first

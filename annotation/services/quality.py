@@ -22,6 +22,7 @@ from annotation.models import (
     Annotator,
     Item,
     LanguageModel,
+    Rating,
     Response,
     Round,
     WorkerSession,
@@ -51,14 +52,23 @@ class GoldAnswer:
     baseline: str = ""
 
 
+def _comparisons_only(round_: Round, what: str) -> None:
+    if round_.is_absolute:
+        raise QualityInvalid(
+            f"{what} are made for comparisons; this round rates answers alone, so it has none."
+        )
+
+
 @transaction.atomic
 def items_mark_gold(*, round_: Round, answers: list[GoldAnswer], source: str = "gold") -> int:
     """Make the named comparison items gold items with their known answer; all or nothing."""
+    _comparisons_only(round_, "Gold items")
     items = {
         (item.prompt.external_id, item.baseline.name): item
         for item in Item.objects.filter(round=round_, check_kind="").select_related(
             "prompt", "baseline"
         )
+        if item.baseline is not None
     }
     baselines = sorted({baseline for _, baseline in items})
     problems, chosen = [], {}
@@ -103,6 +113,8 @@ def round_add_attention_checks(*, round_: Round, count: int, seed: int | None = 
     be chosen; the answer expected is that request (the item's baseline side)."""
     if count < 0:
         raise QualityInvalid("The number of attention checks cannot be negative.")
+    if count:
+        _comparisons_only(round_, "Attention checks")
     comparisons = list(
         Item.objects.filter(round=round_, check_kind="", is_shared=False)
         .exclude(
@@ -179,6 +191,10 @@ def round_set_quality(*, round_: Round, **changes: Any) -> Round:
     rate = changes.get("check_rate", round_.check_rate)
     if rate is None or not 0 <= rate <= 0.5:
         raise QualityInvalid("The check rate is a share of each worker's items, from 0 to 0.5.")
+    if rate:
+        _comparisons_only(round_, "Check items")
+    if changes.get("screening"):
+        _comparisons_only(round_, "The comprehension check and its practice items")
     speed = changes.get("words_per_second", round_.words_per_second)
     if speed is None or speed <= 0:
         raise QualityInvalid("The reading speed must be above 0 words per second.")
@@ -211,9 +227,10 @@ def _locked(session: WorkerSession) -> WorkerSession:
 
 
 def _counted_items(session: WorkerSession) -> Counter[int]:
-    """The comparison items whose K slots this crowd worker's answers fill."""
+    """The comparison (or rated) items whose K slots this crowd worker's answers fill."""
+    answers = Rating if session.round.is_absolute else Annotation
     return Counter(
-        Annotation.objects.filter(
+        answers.objects.filter(
             assignment__session=session, item__check_kind="", item__is_shared=False
         ).values_list("item_id", flat=True)
     )

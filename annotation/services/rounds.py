@@ -11,10 +11,12 @@ from django.db import transaction
 from django.db.models import Q
 
 from annotation.models import (
+    CROWD_SCALES,
     Item,
     LanguageModel,
     Project,
     PromptSet,
+    RatingScale,
     Response,
     Round,
 )
@@ -33,7 +35,7 @@ def round_create(
     project: Project,
     prompt_set: PromptSet,
     candidate: LanguageModel,
-    baselines: Sequence[LanguageModel],
+    baselines: Sequence[LanguageModel] = (),
     name: str = "",
     annotators_per_item: int = 1,
     shared_items: int = 50,
@@ -43,14 +45,18 @@ def round_create(
     text_format: str = Round.TextFormat.MARKDOWN,
     completion_url: str = "",
     max_active_workers: int | None = None,
+    kind: str = Round.Kind.PAIRWISE,
+    scale: str = "",
 ) -> Round:
     """A round and its items; the lease defaults to the CROWD_LEASE_SECONDS setting.
 
-    `max_active_workers` caps the crowd workers at work at once (None: no cap).
+    `max_active_workers` caps the crowd workers at work at once (None: no cap). An absolute
+    round (`kind`) rates every answer of the candidate and the baselines alone, on `scale`.
     """
     if lease_seconds is None:
         lease_seconds = settings.CROWD_LEASE_SECONDS
-    if not baselines:
+    _kind_check(kind=kind, scale=scale, prompt_set=prompt_set)
+    if not baselines and kind == Round.Kind.PAIRWISE:
         raise RoundInvalid("Give at least one baseline.")
     if candidate in baselines:
         raise RoundInvalid(f"{candidate.name!r} cannot be both the candidate and a baseline.")
@@ -79,7 +85,9 @@ def round_create(
         seed = random.SystemRandom().randrange(2**31)
     round_ = Round.objects.create(
         project=project,
-        name=name or f"{candidate.name} vs {', '.join(b.name for b in baselines)}",
+        name=name or _default_name(kind, scale, candidate, baselines),
+        kind=kind,
+        scale=scale,
         prompt_set=prompt_set,
         candidate=candidate,
         annotators_per_item=annotators_per_item,
@@ -96,13 +104,20 @@ def round_create(
     # A model with a generation backend gets its responses when the round is launched.
     generated = any(m.backend != LanguageModel.Backend.IMPORTED for m in (candidate, *baselines))
     if created == 0 and not generated:
+        if round_.is_absolute:
+            raise RoundInvalid(
+                f"No prompt in {prompt_set.name!r} has a response from any of "
+                f"{', '.join(repr(m.name) for m in (candidate, *baselines))}: import responses "
+                "first."
+            )
         raise RoundInvalid(
             f"No prompt in {prompt_set.name!r} has responses from both {candidate.name!r} and "
             f"any of {', '.join(repr(b.name) for b in baselines)}: import responses first."
         )
     shared_count = round_.items.filter(is_shared=True).count()
     if generated:
-        possible = prompt_set.prompts.count() * len(baselines)
+        per_prompt = len(baselines) + 1 if round_.is_absolute else len(baselines)
+        possible = prompt_set.prompts.count() * per_prompt
         shared_count = max(shared_count, min(shared_items, possible))
     if items_per_worker < shared_count:
         raise RoundInvalid(
@@ -112,23 +127,50 @@ def round_create(
     return round_
 
 
+def _kind_check(*, kind: str, scale: str, prompt_set: PromptSet) -> None:
+    if kind not in Round.Kind.values:
+        raise RoundInvalid(
+            f"Unknown round kind {kind!r}: use one of {', '.join(Round.Kind.values)}."
+        )
+    if kind == Round.Kind.PAIRWISE:
+        if scale:
+            raise RoundInvalid("A pairwise round has no scale; give one to an absolute round.")
+        return
+    if scale not in CROWD_SCALES:
+        raise RoundInvalid(
+            f"An absolute round needs a scale: one of {', '.join(CROWD_SCALES)}, not {scale!r}."
+        )
+    if scale == RatingScale.SAFETY and not prompt_set.sensitive:
+        raise RoundInvalid(
+            f"The safety question is asked of sensitive prompt sets only, and {prompt_set.name!r} "
+            "is not marked sensitive."
+        )
+
+
+def _default_name(
+    kind: str, scale: str, candidate: LanguageModel, baselines: Sequence[LanguageModel]
+) -> str:
+    if kind == Round.Kind.ABSOLUTE:
+        rated = ", ".join(model.name for model in (candidate, *baselines))
+        return f"{rated}: {RatingScale(scale).label}"
+    return f"{candidate.name} vs {', '.join(b.name for b in baselines)}"
+
+
 def round_add_missing_items(*, round_: Round) -> int:
-    """Create an item for every (prompt, baseline) that has both responses and no item yet.
+    """Create an item for every (prompt, baseline) that has both responses and no item yet;
+    in an absolute round, for every answer of the round's models that has none.
 
     Each model's responses are those made with the settings the round compares
     (`Round.response_keys`). Orders are drawn from the round's seed so that, over the round,
     half the items show the candidate as Answer A; the shared set is topped up to its size the
     same way.
     """
+    if round_.is_absolute:
+        return _rated_items_add(round_=round_)
     existing = set(round_.items.values_list("prompt_id", "baseline_id"))
     baseline_ids = list(round_.baselines.values_list("id", flat=True))
-    compared = Q()
-    for model_pk in (round_.candidate_id, *baseline_ids):
-        compared |= Q(model_id=model_pk, settings_key=round_.response_key(model_pk))
-    responses = (
-        Response.objects.filter(prompt__prompt_set=round_.prompt_set_id)
-        .filter(compared)
-        .values_list("id", "prompt_id", "model_id", "prompt__position")
+    responses = _round_responses(round_, [round_.candidate_id, *baseline_ids]).values_list(
+        "id", "prompt_id", "model_id", "prompt__position"
     )
     by_prompt: dict[int, dict[int, int]] = {}
     positions: dict[int, int] = {}
@@ -178,8 +220,66 @@ def round_add_missing_items(*, round_: Round) -> int:
         ],
         batch_size=2000,
     )
-    prompt_pks = {pair[0] for pair in pairs}
-    response_pks = {pk for pair in pairs for pk in pair[2:]}
+    _texts_render_if_small(
+        round_,
+        prompt_pks={pair[0] for pair in pairs},
+        response_pks={pk for pair in pairs for pk in pair[2:]},
+    )
+    return len(pairs)
+
+
+def _round_responses(round_: Round, model_pks: Sequence[int]):
+    """The responses of the prompt set that the round shows: each model's made with the
+    settings the round compares."""
+    compared = Q()
+    for model_pk in model_pks:
+        compared |= Q(model_id=model_pk, settings_key=round_.response_key(model_pk))
+    return Response.objects.filter(prompt__prompt_set=round_.prompt_set_id).filter(compared)
+
+
+def _rated_items_add(*, round_: Round) -> int:
+    """One item for each answer of the round's models without one, in an order drawn from the
+    round's seed, so that a worker's next answer is seldom to the same prompt; the shared set
+    is topped up from them."""
+    model_pks = [round_.candidate_id, *round_.baselines.values_list("id", flat=True)]
+    existing = set(round_.items.values_list("response_id", flat=True))
+    answers = [
+        (response_pk, prompt_pk)
+        for response_pk, prompt_pk in _round_responses(round_, model_pks)
+        .order_by("prompt__position", "model_id")
+        .values_list("id", "prompt_id")
+        if response_pk not in existing
+    ]
+    if not answers:
+        return 0
+    rng = random.Random(f"{round_.seed}:{len(existing)}")
+    rng.shuffle(answers)
+    shared_missing = max(0, round_.shared_items - round_.items.filter(is_shared=True).count())
+    shared_indices = set(rng.sample(range(len(answers)), min(shared_missing, len(answers))))
+    start = len(existing)
+    Item.objects.bulk_create(
+        [
+            Item(
+                round=round_,
+                prompt_id=prompt_pk,
+                response_id=response_pk,
+                position=start + index,
+                candidate_first=False,
+                is_shared=index in shared_indices,
+            )
+            for index, (response_pk, prompt_pk) in enumerate(answers)
+        ],
+        batch_size=2000,
+    )
+    _texts_render_if_small(
+        round_,
+        prompt_pks={prompt_pk for _, prompt_pk in answers},
+        response_pks={response_pk for response_pk, _ in answers},
+    )
+    return len(answers)
+
+
+def _texts_render_if_small(round_: Round, *, prompt_pks: set[int], response_pks: set[int]) -> None:
     if (
         round_.text_format == Round.TextFormat.MARKDOWN
         and len(prompt_pks) + len(response_pks) <= settings.ROUND_RENDER_MAX_TEXTS
@@ -187,4 +287,3 @@ def round_add_missing_items(*, round_: Round) -> int:
         # Rendered now, once, so that the crowd path serves every item as stored. Larger
         # rounds render each text when first shown, or all at once with `render_texts`.
         texts_render(prompt_pks=prompt_pks, response_pks=response_pks)
-    return len(pairs)

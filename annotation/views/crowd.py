@@ -17,7 +17,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from annotation import ratelimits, selectors
 from annotation.http import HtmxRequest
-from annotation.models import Assignment, Round, WorkerSession
+from annotation.models import Assignment, Item, Round, WorkerSession
+from annotation.scales import CROWD_SCALES
 from annotation.screening import ATTEMPTS, QUESTIONS
 from annotation.screening import PRACTICE as PRACTICE_ITEMS
 from annotation.services import assignment as crowd
@@ -110,7 +111,12 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
     page = render(
         request,
         "crowd/landing.html",
-        {"crowd_token": crowd_token, "worker_id": worker_id, "error": error},
+        {
+            "crowd_token": crowd_token,
+            "worker_id": worker_id,
+            "error": error,
+            "scale": CROWD_SCALES.get(round_.scale),
+        },
         status=status,
     )
     if retry_after:
@@ -148,6 +154,8 @@ def _task_context(session: WorkerSession, assignment: Assignment | None, error: 
         "error": error,
         "done": session.completed_items,
         "total": max(total, session.completed_items),
+        # An absolute round's scale: its items show one answer, rated on it.
+        "scale": CROWD_SCALES.get(session.round.scale),
     }
     if session.blocked_at is not None:
         context["blocked"] = True
@@ -284,17 +292,13 @@ def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
     if screening_required(session):
         return _screening_gate(request, session)
     try:
-        answer = crowd.annotation_submit(
-            session=session,
-            assignment_token=request.POST.get("assignment", ""),
-            shown_choice=request.POST.get("choice", ""),
-        )
+        answered = _answer_record(request, session)
     except crowd.SubmissionRefused as refusal:
         assignment = crowd.assignment_current(session=session)
         # htmx swaps only 2xx responses; a plain form post gets the honest status code.
         status = 200 if request.htmx else 409
         return _render_task(request, _task_context(session, assignment, str(refusal)), status)
-    if worker_block_if_due(session=session, answered=answer.item):
+    if worker_block_if_due(session=session, answered=answered):
         session.refresh_from_db()
     assignment = crowd.assignment_current(session=session)
     context = _task_context(session, assignment)
@@ -306,3 +310,21 @@ def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
     if not request.htmx:
         return redirect("crowd-work", session_token=session.token)
     return _render_task(request, context)
+
+
+def _answer_record(request: HtmxRequest, session: WorkerSession) -> Item:
+    """Record the posted answer: a choice between two answers, or an absolute round's rating;
+    returns the item answered."""
+    assignment_token = request.POST.get("assignment", "")
+    if session.round.is_absolute:
+        rating = crowd.rating_submit(
+            session=session, assignment_token=assignment_token, value=request.POST.get("rating", "")
+        )
+        assert rating.item is not None  # Given by rating_submit.
+        return rating.item
+    annotation = crowd.annotation_submit(
+        session=session,
+        assignment_token=assignment_token,
+        shown_choice=request.POST.get("choice", ""),
+    )
+    return annotation.item

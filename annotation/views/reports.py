@@ -1,8 +1,10 @@
 """A round's report page and its downloads, served from the report's stored build (see
 annotation.report_builds): the same report the CLI writes and the API serves."""
 
+import csv
 import mimetypes
 
+import pandas as pd
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import (
@@ -12,7 +14,7 @@ from django.http import (
     HttpResponseBase,
     HttpResponseNotFound,
 )
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
@@ -20,6 +22,7 @@ from django.views.decorators.http import require_GET
 
 from annotation import selectors
 from annotation.http import ResearcherRequest
+from annotation.links import crowd_link
 from annotation.models import ReportBuild, Round
 from annotation.report_builds.services import report_state
 from annotation.reports.charts import figure_bytes, ratings_figure
@@ -40,6 +43,9 @@ def _round(request: ResearcherRequest, round_id: int) -> Round:
 @require_GET
 def round_report_page(request: ResearcherRequest, round_id: int) -> HttpResponse:
     round_ = _round(request, round_id)
+    if round_.is_absolute:
+        # Its answers are rated, not compared: their report is the ratings page.
+        return redirect("round-ratings", round_id=round_.pk)
     mode: Mode = "item" if request.GET.get("mode") == "item" else "annotation"
     with_excluded = request.GET.get("excluded") == "include"
     state = report_state(round_=round_, include_excluded=with_excluded)
@@ -151,8 +157,31 @@ def round_ratings_page(request: ResearcherRequest, round_id: int) -> HttpRespons
             for table in tables
         ],
         "agreement": rating_agreement(rows),
+        "csv_url": reverse("round-ratings-csv", args=[round_.pk]),
+        "crowd_link": crowd_link(round_) if round_.is_absolute else "",
     }
     return render(request, "research/round_ratings.html", context)
+
+
+RATINGS_CSV_COLUMNS = ["group", "annotator", "kind", "model", "question", "turn", "scale"]
+
+
+@login_required
+@require_GET
+def round_ratings_csv(request: ResearcherRequest, round_id: int) -> HttpResponse:
+    """Every rating the page counts, one row each, with its group, label and score."""
+    round_ = _round(request, round_id)
+    rows = rating_rows(round_.project_id, round_id=round_.pk)
+    response = HttpResponse(content_type=CONTENT_TYPES[".csv"])
+    response["Content-Disposition"] = f'attachment; filename="round-{round_.pk}-ratings.csv"'
+    writer = csv.writer(response)
+    writer.writerow([*RATINGS_CSV_COLUMNS, "label", "score"])
+    for row in rows.itertuples(index=False):
+        score = "" if pd.isna(row.score) else f"{row.score:g}"
+        writer.writerow(
+            [*(getattr(row, column) for column in RATINGS_CSV_COLUMNS), row.label, score]
+        )
+    return response
 
 
 @login_required

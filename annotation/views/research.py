@@ -168,6 +168,8 @@ def round_new(request: ResearcherRequest) -> HttpResponse:
                 text_format=data["text_format"],
                 completion_url=data["completion_url"],
                 max_active_workers=data["max_active_workers"],
+                kind=Round.Kind.ABSOLUTE if data["question"] else Round.Kind.PAIRWISE,
+                scale=data["question"],
             )
         except RoundInvalid as invalid:
             form.add_error(None, str(invalid))

@@ -19,10 +19,9 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from annotation.models import Item, LanguageModel, Project, Response, Round
+from annotation.models import Item, LanguageModel, Project, Round
 from annotation.services.rounds import round_add_missing_items
 from annotation.validators import secrets_refused
 from inference.backends.base import (
@@ -93,15 +92,8 @@ def _model_key(model: LanguageModel, sampling: Mapping[str, Any] | None, seed: i
 
 def _compared_keys(round_: Round, model: LanguageModel) -> set[str]:
     """The settings keys of the model's responses that the round's items already show."""
-    items = Item.objects.filter(round=round_)
-    return set(
-        Response.objects.filter(model=model)
-        .filter(
-            Q(pk__in=items.values("candidate_response"))
-            | Q(pk__in=items.values("baseline_response"))
-        )
-        .values_list("settings_key", flat=True)
-    )
+    shown = Item.objects.filter(round=round_).shown_responses()
+    return set(shown.filter(model=model).values_list("settings_key", flat=True))
 
 
 def _models_to_generate(

@@ -84,13 +84,14 @@ def _progress(round_id: int, runs: list[JudgeRun]) -> list[RunProgress]:
         )
         .order_by()
     }
-    # Candidate and baseline responses come from different models, so the two distinct
-    # counts add up to the number of responses an absolute judge rates.
+    # Candidate and baseline responses come from different models, so the distinct counts
+    # add up to the number of responses an absolute judge rates (a rated item holds one).
     judged = Item.objects.filter(round_id=round_id).exclude(check_kind=Item.Check.ATTENTION)
     items = judged.aggregate(
         items=Count("id"),
         candidates=Count("candidate_response_id", distinct=True),
         baselines=Count("baseline_response_id", distinct=True),
+        rated=Count("response_id", distinct=True),
     )
     pairwise = [run for run in runs if run.judge.mode == Judge.Mode.PAIRWISE]
     choices: dict[int, dict[str, int]] = defaultdict(dict)
@@ -114,7 +115,7 @@ def _progress(round_id: int, runs: list[JudgeRun]) -> list[RunProgress]:
             needed = items["items"] * (2 if judge.both_orders else 1)
             consistent, both = position_consistency(combined[run.pk].values())
         else:
-            needed = items["candidates"] + items["baselines"]
+            needed = items["candidates"] + items["baselines"] + items["rated"]
             consistent = both = 0
         cost = (
             Decimal(row["prompt_tokens"]) * judge.price_input_per_1k

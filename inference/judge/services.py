@@ -96,6 +96,12 @@ def judge_run_attach(*, round_: Round, judge: Judge) -> JudgeRun:
             "(or PATCH /api/prompt-sets/ID/ with sensitive true) if its prompts are meant to "
             "test safety."
         )
+    if round_.is_absolute and judge.mode == Judge.Mode.PAIRWISE:
+        raise JudgeInvalid(
+            f"Judge {judge.name!r} compares two answers, and round {round_.pk} rates answers "
+            "alone: use a judge of an absolute mode (fail_pass_excellent, helpfulness_1_6, "
+            "safety)."
+        )
     run, _ = JudgeRun.objects.get_or_create(round=round_, judge=judge)
     return run
 

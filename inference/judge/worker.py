@@ -121,10 +121,10 @@ def _calls_ensure(run: JudgeRun) -> None:
     # Attention checks test people; gold items are judged too (a gold accuracy for the judge).
     judged = Item.objects.filter(round_id=run.round_id).exclude(check_kind=Item.Check.ATTENTION)
     items = judged.values_list(
-        "id", "candidate_first", "candidate_response_id", "baseline_response_id"
+        "id", "candidate_first", "candidate_response_id", "baseline_response_id", "response_id"
     )
     if run.judge.mode == Judge.Mode.PAIRWISE:
-        for item_pk, candidate_first, _, _ in items:
+        for item_pk, candidate_first, *_ in items:
             orders = (
                 (candidate_first, not candidate_first)
                 if run.judge.both_orders
@@ -136,7 +136,8 @@ def _calls_ensure(run: JudgeRun) -> None:
                 if (item_pk, order) not in existing_items
             ]
     else:
-        responses = dict.fromkeys(r for _, _, c, b in items for r in (c, b))
+        # A comparison's two answers, or a rated item's one.
+        responses = dict.fromkeys(r for *_, c, b, rated in items for r in (c, b, rated) if r)
         new += [
             JudgeCall(run=run, response_id=pk) for pk in responses if pk not in existing_responses
         ]
@@ -150,7 +151,7 @@ def _job_fields(call: JudgeCall) -> dict[str, str]:
         assert response is not None
         return {"question": response.prompt.text, "answer": response.text}
     item = call.item
-    assert item is not None
+    assert item is not None and item.candidate_response and item.baseline_response
     candidate, baseline = item.candidate_response.text, item.baseline_response.text
     first, second = (candidate, baseline) if call.candidate_first else (baseline, candidate)
     return {"question": item.prompt.text, "answer_a": first, "answer_b": second}

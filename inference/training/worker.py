@@ -281,7 +281,8 @@ def _train_with_accelerate(run: TrainingRun, plan: TrainingPlan) -> None:
 # ---------------------------------------------------------------- checkpoint selection
 
 
-def _helpfulness_judge(judge: Judge) -> selection.HelpfulnessJudge:
+def helpfulness_judge(judge: Judge) -> selection.HelpfulnessJudge:
+    """The judge as the selection rates with it; the experiments' scoring rates the same way."""
     return selection.HelpfulnessJudge(
         client=_judge_client(judge),
         template=TEMPLATES[judge.template_version],
@@ -294,7 +295,8 @@ def _helpfulness_judge(judge: Judge) -> selection.HelpfulnessJudge:
     )
 
 
-def _dev_prompts(dev_set: PromptSet) -> list[selection.DevPrompt]:
+def dev_prompts(dev_set: PromptSet) -> list[selection.DevPrompt]:
+    """The dev set's prompts in order, with the turns after the first (multi-turn prompts)."""
     return [
         selection.DevPrompt(
             key=prompt.pk,
@@ -327,7 +329,7 @@ def _select_and_register(run: TrainingRun, plan: TrainingPlan, lease: Lease) -> 
             f"No checkpoint of epochs {recipe.select_from_epoch}-{recipe.select_to_epoch} "
             f"in {output_dir} (found: {found or 'none'})."
         )
-    prompts = _dev_prompts(run.dev_set)
+    prompts = dev_prompts(run.dev_set)
     backend = selection.selection_backend(recipe.selection_backend)
     gpus, ram = _machine_memory()
     problem = selection.serving_fit_problem(
@@ -339,7 +341,7 @@ def _select_and_register(run: TrainingRun, plan: TrainingPlan, lease: Lease) -> 
     )
     if problem:
         raise TrainingInvalid(problem)
-    judge = _helpfulness_judge(run.judge)
+    judge = helpfulness_judge(run.judge)
     # Checkpoints fully scored before a restart are not asked again; the others are.
     done = set(run.scores.filter(failed=0).values_list("step", flat=True))
     try:

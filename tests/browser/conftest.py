@@ -83,3 +83,23 @@ def screenshot():
         return path
 
     return save
+
+
+@pytest.fixture
+def screen_page(browser, screen):
+    """A page in a window of `screen`'s size; phones get mobile viewport handling and touch."""
+    context = browser.new_context(
+        viewport={"width": screen.width, "height": screen.height},
+        is_mobile=screen.is_phone,
+        has_touch=screen.is_phone,
+    )
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def screen_page_errors(screen_page) -> list[str]:
+    errors: list[str] = []
+    screen_page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors

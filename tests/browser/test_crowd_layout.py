@@ -221,26 +221,6 @@ def make_layout_round(width: int):
     )
 
 
-@pytest.fixture
-def screen_page(browser, screen: Screen):
-    """A page in a window of `screen`'s size; phones get mobile viewport handling and touch."""
-    context = browser.new_context(
-        viewport={"width": screen.width, "height": screen.height},
-        is_mobile=screen.is_phone,
-        has_touch=screen.is_phone,
-    )
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def screen_page_errors(screen_page) -> list[str]:
-    errors: list[str] = []
-    screen_page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
-
 def assert_item_fits(layout: dict, screen: Screen) -> None:
     # No sideways scrolling of the page: not in the window Chromium lays out, nor on the screen.
     assert layout["scrollWidth"] <= layout["innerWidth"] <= screen.width, layout

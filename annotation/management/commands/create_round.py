@@ -3,7 +3,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.links import crowd_link
-from annotation.models import LanguageModel, Project, PromptSet, Round
+from annotation.models import CROWD_SCALES, LanguageModel, Project, PromptSet, Round
 from annotation.services.rounds import RoundInvalid, round_create
 
 
@@ -17,14 +17,26 @@ def _count(value: str) -> int:
 class Command(BaseCommand):
     help = (
         "Create a round: the candidate against each baseline on every prompt of the set that "
-        "has responses from both; prints the round id and the crowd link."
+        "has responses from both; with --scale, an absolute round that rates each answer of "
+        "the candidate and the baselines alone. Prints the round id and the crowd link."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--set", dest="set_name", required=True, help="Prompt set name.")
         parser.add_argument("--candidate", required=True)
         parser.add_argument(
-            "--baseline", dest="baselines", action="append", required=True, help="Repeatable."
+            "--baseline",
+            dest="baselines",
+            action="append",
+            default=[],
+            help="Repeatable; at least one for a pairwise round.",
+        )
+        parser.add_argument(
+            "--scale",
+            choices=[str(scale) for scale in CROWD_SCALES],
+            default="",
+            help="Make an absolute round: annotators rate each answer alone on this scale "
+            "(LIMA's Fail / Pass / Excellent, helpfulness 1-6, or safety for a sensitive set).",
         )
         parser.add_argument("--annotators-per-item", type=_count, default=1)
         parser.add_argument("--shared-items", type=_count, default=50)
@@ -81,6 +93,8 @@ class Command(BaseCommand):
                 text_format=options["text_format"],
                 completion_url=options["completion_url"],
                 max_active_workers=options["max_active_workers"],
+                kind=Round.Kind.ABSOLUTE if options["scale"] else Round.Kind.PAIRWISE,
+                scale=options["scale"],
             )
         except RoundInvalid as error:
             raise CommandError(str(error)) from error

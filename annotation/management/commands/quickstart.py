@@ -1,4 +1,5 @@
-"""Set up the embedded demo: database, researcher login, demo prompts, responses and a round."""
+"""Set up the embedded demo: database, researcher login, demo prompts, responses, a pairwise
+round and an absolute one."""
 
 import json
 import os
@@ -11,10 +12,11 @@ from annotation.demo import DEMO_BASELINE, DEMO_CANDIDATE, DEMO_PROMPTS
 from annotation.imports.prompts import prompts_import
 from annotation.imports.responses import responses_import
 from annotation.links import crowd_link
-from annotation.models import LanguageModel, Project, PromptSet, Round
+from annotation.models import LanguageModel, Project, PromptSet, RatingScale, Round
 from annotation.services.rounds import round_create
 
 DEMO_ROUND = "Demo: demo-candidate vs demo-baseline"
+DEMO_RATINGS_ROUND = "Demo: each answer rated Fail / Pass / Excellent"
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -59,22 +61,40 @@ class Command(BaseCommand):
                 ),
                 file=f"{model_name} responses",
             )
+        prompt_set = PromptSet.objects.get(project=project, name="demo prompts")
+        candidate = LanguageModel.objects.get(project=project, name=DEMO_CANDIDATE)
+        baseline = LanguageModel.objects.get(project=project, name=DEMO_BASELINE)
         round_ = Round.objects.filter(project=project, name=DEMO_ROUND).first()
         if round_ is None:
             round_ = round_create(
                 project=project,
                 name=DEMO_ROUND,
-                prompt_set=PromptSet.objects.get(project=project, name="demo prompts"),
-                candidate=LanguageModel.objects.get(project=project, name=DEMO_CANDIDATE),
-                baselines=[LanguageModel.objects.get(project=project, name=DEMO_BASELINE)],
+                prompt_set=prompt_set,
+                candidate=candidate,
+                baselines=[baseline],
                 annotators_per_item=2,
                 shared_items=3,
                 items_per_worker=len(DEMO_PROMPTS),
+            )
+        ratings_round = Round.objects.filter(project=project, name=DEMO_RATINGS_ROUND).first()
+        if ratings_round is None:
+            ratings_round = round_create(
+                project=project,
+                name=DEMO_RATINGS_ROUND,
+                kind=Round.Kind.ABSOLUTE,
+                scale=RatingScale.FAIL_PASS_EXCELLENT,
+                prompt_set=prompt_set,
+                candidate=candidate,
+                baselines=[baseline],
+                annotators_per_item=2,
+                shared_items=3,
+                items_per_worker=2 * len(DEMO_PROMPTS),
             )
         link = crowd_link(round_)
         self.stdout.write(
             self.style.SUCCESS("The demo is ready.")
             + f"\n  Crowd link:        {link}?PROLIFIC_PID=demo-worker"
+            + f"\n  Ratings link:      {crowd_link(ratings_round)}?PROLIFIC_PID=demo-worker"
             + f"\n  Researcher pages:  {link.split('/c/')[0]}/rounds/"
             + f"\n  Login:             {username} / {password_note}"
         )

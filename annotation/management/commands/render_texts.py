@@ -24,11 +24,7 @@ class Command(BaseCommand):
         items = round_.items.all()
         rendered = texts_render(
             prompt_pks=set(items.values_list("prompt_id", flat=True)),
-            response_pks={
-                pk
-                for pair in items.values_list("candidate_response_id", "baseline_response_id")
-                for pk in pair
-            },
+            response_pks=set(items.shown_responses().values_list("pk", flat=True)),
             progress=lambda done, total: self.stdout.write(f"rendered {done} of {total} texts"),
         )
         self.stdout.write(self.style.SUCCESS(f"Rendered {rendered} texts of round {round_id}."))

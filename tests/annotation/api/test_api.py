@@ -345,6 +345,26 @@ def test_it_refuses_to_delete_a_model_that_a_round_compares(client, project):
 # ---------------------------------------------------------------- rounds
 
 
+def test_it_creates_an_absolute_round_when_a_scale_is_given(client, project):
+    prompt_set = make_prompt_set(project, 3)
+    lima = make_model_with_responses(project, prompt_set, "lima")
+    alpaca = make_model_with_responses(project, prompt_set, "alpaca")
+    body = {"project": project.pk, "prompt_set": prompt_set.pk, "candidate": lima.pk}
+    response = client.post(
+        "/api/rounds/",
+        {**body, "baselines": [alpaca.pk], "scale": "helpfulness_1_6", "shared_items": 0},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    made = response.json()
+    assert (made["kind"], made["scale"], made["item_count"]) == ("absolute", "helpfulness_1_6", 6)
+    assert [(p["baseline"], p["items"]) for p in made["progress"]] == [("alpaca", 3), ("lima", 3)]
+    refused = client.post("/api/rounds/", {**body, "kind": "absolute"}, format="json")
+    assert refused.status_code == 400
+    assert "An absolute round needs a scale" in refused.json()["detail"]
+    assert Round.objects.count() == 1
+
+
 def test_it_creates_a_round_and_returns_its_crowd_link(client, project, settings):
     settings.PUBLIC_BASE_URL = "https://eval.example.org"
     prompt_set = make_prompt_set(project, 6)

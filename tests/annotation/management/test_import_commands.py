@@ -285,6 +285,23 @@ def test_it_creates_a_round_and_prints_its_id_and_crowd_link(alpaca_set, setting
 
 
 @pytest.mark.django_db
+def test_it_creates_an_absolute_round_that_rates_each_answer_alone(alpaca_set):
+    stdout, _ = run(
+        "create_round",
+        *("--set", "alpaca", "--candidate", CANDIDATE, "--baseline", BASELINE),
+        *("--scale", "fail_pass_excellent", "--shared-items", "0"),
+    )
+    round_ = Round.objects.get()
+    assert (round_.kind, round_.scale) == ("absolute", "fail_pass_excellent")
+    assert f"({2 * 805} items)" in stdout
+    with pytest.raises(CommandError, match="not marked sensitive"):
+        run("create_round", "--set", "alpaca", "--candidate", CANDIDATE, "--scale", "safety")
+    with pytest.raises(CommandError, match="Give at least one baseline"):
+        run("create_round", "--set", "alpaca", "--candidate", CANDIDATE)
+    assert Round.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_it_creates_a_round_that_shows_plain_text(alpaca_set):
     run(
         "create_round",

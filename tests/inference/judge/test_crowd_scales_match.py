@@ -1,0 +1,21 @@
+"""People in an absolute round read the scale the judge reads: the same words, the same values."""
+
+import pytest
+
+from annotation.scales import CROWD_SCALES
+from inference.judge.prompts import DEFAULT_TEMPLATE, TEMPLATES
+
+
+@pytest.mark.parametrize("scale", sorted(CROWD_SCALES))
+def test_the_crowds_scale_is_the_judges_word_for_word(scale):
+    crowd = CROWD_SCALES[scale]
+    template = TEMPLATES[DEFAULT_TEMPLATE[scale]]
+    message = template.messages(structured=False, question="Q?", answer="A.")[0]["content"]
+    assert crowd.intro in message
+    assert crowd.question in message
+    numbered = scale == "helpfulness_1_6"
+    for number, value in enumerate(crowd.values, start=1):
+        line = f"{value.name}: {value.definition}"
+        assert (f"{number}. {line}" if numbered else line) in message.splitlines()
+    # What the crowd's rating stores is what the judge's verdict stores.
+    assert tuple(value.value for value in crowd.values) == template.labels
