@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from inference.experiments import api as experiments
 from inference.generation import api as generation
 from inference.judge import api as judge
 from inference.training import api as training
@@ -41,5 +42,22 @@ urlpatterns = [
         name="api-training-run-resume",
     ),
     path("training-sets/", training.TrainingSetsAPI.as_view(), name="api-training-sets"),
+    # Experiments
+    path("experiments/", experiments.ExperimentsAPI.as_view(), name="api-experiments"),
+    path(
+        "experiments/<int:experiment_id>/",
+        experiments.ExperimentAPI.as_view(),
+        name="api-experiment",
+    ),
+    path(
+        "experiments/<int:experiment_id>/cancel/",
+        experiments.ExperimentCancelAPI.as_view(),
+        name="api-experiment-cancel",
+    ),
+    path(
+        "experiments/<int:experiment_id>/resume/",
+        experiments.ExperimentResumeAPI.as_view(),
+        name="api-experiment-resume",
+    ),
     *router.urls,
 ]

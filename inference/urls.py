@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from inference.experiments import views as experiments
 from inference.generation import views as generation
 from inference.judge import views as judge
 from inference.training import views as training
@@ -36,5 +37,32 @@ urlpatterns = [
         "inference/training/runs/<int:run_id>/resume/",
         training.training_run_resume_view,
         name="training-run-resume",
+    ),
+    # Experiments
+    path("inference/experiments/", experiments.experiments, name="experiments"),
+    path(
+        "inference/experiments/<int:experiment_id>/",
+        experiments.experiment,
+        name="experiment",
+    ),
+    path(
+        "inference/experiments/<int:experiment_id>/figure.png",
+        experiments.experiment_figure_png,
+        name="experiment-figure",
+    ),
+    path(
+        "inference/experiments/<int:experiment_id>/results.csv",
+        experiments.experiment_csv,
+        name="experiment-csv",
+    ),
+    path(
+        "inference/experiments/<int:experiment_id>/cancel/",
+        experiments.experiment_cancel_view,
+        name="experiment-cancel",
+    ),
+    path(
+        "inference/experiments/<int:experiment_id>/resume/",
+        experiments.experiment_resume_view,
+        name="experiment-resume",
     ),
 ]

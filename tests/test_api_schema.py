@@ -30,9 +30,15 @@ from annotation.models import (
     Round,
 )
 from annotation.models import Response as ModelResponse
+from inference.experiments.models import Experiment
+from inference.experiments.services import experiment_create
 from inference.judge.models import JudgeRun
+from inference.judge.services import judge_create
 from inference.training.models import TrainingRun
+from inference.training.services import training_set_upload
 from tests.factories import make_round, make_user
+from tests.support.judging import KEY_ENV
+from tests.support.training import jsonl
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +59,7 @@ schema.config.checks.negative_data_rejection.enabled = False
 
 RESOURCES: dict[str, type[Model]] = {
     "annotations": Annotation,
+    "experiments": Experiment,
     "import-jobs": ImportJob,
     "judge-runs": JudgeRun,
     "models": LanguageModel,
@@ -115,6 +122,24 @@ def token() -> Any:
             kind=ImportJob.Kind.PROMPTS,
             original_name="prompts.jsonl",
             prompt_set_name="imported",
+        )
+        helpfulness = judge_create(
+            project=round_.project,
+            name="helpfulness",
+            mode="helpfulness_1_6",
+            base_url="http://127.0.0.1:9/v1",
+            api_key_env=KEY_ENV,
+        )
+        experiment_create(
+            project=round_.project,
+            name="quality",
+            base_model="/models/base",
+            dev_set=round_.prompt_set,
+            judge=helpfulness,
+            training_sets=[
+                training_set_upload(project=round_.project, name="curated", raw=jsonl(2))
+            ],
+            enqueue_task=False,
         )
         yield Token.objects.create(user=user).key
     finally:

@@ -5,12 +5,12 @@ its members see it, superusers see every project), so another team's objects ans
 their ids are refused as input. Crowd workers have no access.
 """
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotAuthenticated, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -19,7 +19,10 @@ from rest_framework.response import Response
 
 from annotation import selectors
 from annotation.imports.records import ImportFailed
+from annotation.models import Project
 from evalplatform.upload_limits import too_large_message
+
+M = TypeVar("M", bound=Model)
 
 
 class Conflict(APIException):
@@ -186,3 +189,19 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
             if parameter["name"] == self.limit_query_param:
                 parameter["description"] = f"Rows per page; at most {self.max_limit} are returned."
         return parameters
+
+
+def member_project(request: Request, name: str) -> Project:
+    """The requesting user's project of that name (a body names it), or a 400 naming the field."""
+    project = selectors.projects_for_user(request_user(request)).filter(name=name).first()
+    if project is None:
+        raise serializers.ValidationError({"project": "No such project of yours."})
+    return project
+
+
+def named_in_project(model: type[M], project: Project, name: str, field: str) -> M:
+    """The project's object of that name (a body names it), or a 400 naming the field."""
+    found = model._default_manager.filter(project=project, name=name).first()
+    if found is None:
+        raise serializers.ValidationError({field: f"No {field.replace('_', ' ')} named {name!r}."})
+    return found

@@ -8,9 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.common import request_user
-from annotation.models import Project, PromptSet
-from annotation.selectors import projects_for_user
+from annotation.api.common import member_project, named_in_project, request_user
+from annotation.models import PromptSet
 from inference.judge.models import Judge
 from inference.training.data import TrainingDataInvalid
 from inference.training.models import TrainingRun, TrainingSet
@@ -95,20 +94,6 @@ class TrainingLaunchInputSerializer(serializers.Serializer):
     recipe = serializers.DictField(required=False, help_text="Overrides of the LIMA recipe.")
 
 
-def _in_project(model, project: Project, name: str, label: str):
-    found = model.objects.filter(project=project, name=name).first()
-    if found is None:
-        raise serializers.ValidationError({label: f"No {label} named {name!r}."})
-    return found
-
-
-def _member_project(request: Request, name: str) -> Project:
-    project = projects_for_user(request_user(request)).filter(name=name).first()
-    if project is None:
-        raise serializers.ValidationError({"project": "No such project of yours."})
-    return project
-
-
 class TrainingRunsAPI(APIView):
     """Training runs: list (GET) and launch (POST), with the LIMA recipe as defaults."""
 
@@ -122,17 +107,17 @@ class TrainingRunsAPI(APIView):
         params = TrainingLaunchInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        project = _member_project(request, data["project"])
+        project = member_project(request, data["project"])
         try:
             run = training_run_launch(
                 project=project,
                 name=data["name"],
-                training_set=_in_project(
+                training_set=named_in_project(
                     TrainingSet, project, data["training_set"], "training_set"
                 ),
                 base_model=data["base_model"],
-                dev_set=_in_project(PromptSet, project, data["dev_set"], "dev_set"),
-                judge=_in_project(Judge, project, data["judge"], "judge"),
+                dev_set=named_in_project(PromptSet, project, data["dev_set"], "dev_set"),
+                judge=named_in_project(Judge, project, data["judge"], "judge"),
                 recipe=data.get("recipe") or {},
                 user=request_user(request),
             )
@@ -197,7 +182,7 @@ class TrainingSetsAPI(APIView):
         params = UploadInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        project = _member_project(request, data["project"])
+        project = member_project(request, data["project"])
         try:
             training_set = training_set_upload(
                 project=project,
