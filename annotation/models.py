@@ -138,6 +138,9 @@ CROWD_SCALES = (
     RatingScale.HELPFULNESS_1_6,
     RatingScale.SAFETY,
 )
+# What a check item of an absolute round may expect: a value of one of those scales.
+RATED_CHECK_ANSWERS = ("fail", "pass", "excellent", "safe", "partly", "unsafe", "1", "2", "3",
+                       "4", "5", "6")  # fmt: skip
 
 
 class Round(models.Model):
@@ -305,7 +308,8 @@ class Item(models.Model):
     taken = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
     check_kind = models.CharField(max_length=10, choices=Check.choices, default="", blank=True)
-    # The model-terms choice a check expects: candidate, baseline or tie.
+    # The model-terms choice a check expects: candidate, baseline or tie; in an absolute round,
+    # the rating (a label, or a score's digit).
     check_answer = models.CharField(max_length=10, default="", blank=True)
 
     objects = ItemQuerySet.as_manager()
@@ -344,7 +348,7 @@ class Item(models.Model):
                 condition=(Q(check_kind="") & Q(check_answer=""))
                 | (
                     Q(check_kind__in=["gold", "attention"])
-                    & Q(check_answer__in=["candidate", "baseline", "tie"])
+                    & Q(check_answer__in=["candidate", "baseline", "tie", *RATED_CHECK_ANSWERS])
                 ),
                 name="item_check_has_its_answer",
             ),

@@ -10,8 +10,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
-from django.db.models import Count, F, IntegerField, Model, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce, Least, Length
+from django.db.models import CharField, Count, F, IntegerField, Model, Q, QuerySet, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Least, Length, NullIf
 from django.utils import timezone
 
 from annotation.models import (
@@ -192,7 +192,6 @@ def round_worker_checks(round_: Round, *, session_pk: int | None = None) -> dict
     """Per worker session (or only the one given): answers, gold and attention results,
     answers too fast to have read the item; one query."""
     tallies: dict[int, Counter[str]] = {}
-    # An absolute round has no checks: only the reading time is checked.
     answers = (Rating if round_.is_absolute else Annotation).objects.filter(
         item__round=round_, assignment__isnull=False
     )
@@ -207,7 +206,10 @@ def round_worker_checks(round_: Round, *, session_pk: int | None = None) -> dict
         "assignment__session_id",
         "item__check_kind",
         "item__check_answer",
-        "label" if round_.is_absolute else "choice",
+        # What was answered as a check's answer is written: a choice, a label or a score.
+        Coalesce(NullIf("label", Value("")), Cast(Cast("score", IntegerField()), CharField()))
+        if round_.is_absolute
+        else F("choice"),
         "seconds_spent",
         Length("item__prompt__text"),
         *texts,

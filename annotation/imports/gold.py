@@ -1,5 +1,7 @@
 """Gold answers for a round's items: JSON Lines or a JSON array of
-{"prompt_id": ..., "answer": "candidate" | "baseline" | "tie", "baseline": name (if several)}."""
+{"prompt_id": ..., "answer": "candidate" | "baseline" | "tie", "baseline": name (if several)};
+for an absolute round, {"prompt_id", "answer": a rating ("fail", "5"...), "model": name (if
+several)}."""
 
 from annotation.imports.records import (
     ImportFailed,
@@ -18,10 +20,11 @@ def read_gold(raw: bytes, file: str) -> list[GoldAnswer]:
         prompt_id = optional_id(record, "prompt_id", file)
         if prompt_id is None:
             raise ImportFailed(file, "missing", line=record.line, field="prompt_id")
-        baseline = record.data.get("baseline") or ""
+        named = "model" if "model" in record.data else "baseline"
+        baseline = record.data.get(named) or ""
         if not isinstance(baseline, str):
-            raise ImportFailed(file, "expected text", line=record.line, field="baseline")
-        checked_text(baseline, file, line=record.line, field="baseline", limit=MAX_NAME_LENGTH)
+            raise ImportFailed(file, "expected text", line=record.line, field=named)
+        checked_text(baseline, file, line=record.line, field=named, limit=MAX_NAME_LENGTH)
         answers.append(
             GoldAnswer(
                 line=record.line,

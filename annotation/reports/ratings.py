@@ -55,8 +55,9 @@ def rating_rows(
         # Judges' ratings of the answers shown, and people's given in this round (not in
         # another round of the same answers), less those of the workers it excluded.
         excluded = WorkerSession.objects.filter(round_id=round_id, excluded_at__isnull=False)
+        # Check items test the people who answer them: left out, as from every result.
         ratings = ratings.filter(response__in=shown).filter(
-            Q(item__isnull=True) | Q(item__round_id=round_id)
+            Q(item__isnull=True) | Q(item__round_id=round_id, item__check_kind="")
         )
         ratings = ratings.exclude(
             item__round_id=round_id, annotator__in=excluded.values("annotator")

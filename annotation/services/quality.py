@@ -1,10 +1,11 @@
 """Quality control of a crowd round: check items, and excluding workers (with reasons).
 
 Check items are gold items (real comparisons with an answer the researcher knows) and
-attention checks (one answer asks to be chosen). Both are served at the round's check rate,
-look like any other item, and are left out of every result. An excluded worker keeps their
-annotations, which the results then leave out, and their comparison items open again so that
-the round still reaches K annotations per item.
+attention checks (one answer asks to be chosen); in an absolute round, answers whose rating the
+researcher knows, and an "answer" that asks for a given rating. Both are served at the round's
+check rate, look like any other item, and are left out of every result. An excluded worker
+keeps their annotations, which the results then leave out, and their comparison items open
+again so that the round still reaches K annotations per item.
 """
 
 import random
@@ -27,6 +28,7 @@ from annotation.models import (
     Round,
     WorkerSession,
 )
+from annotation.scales import CROWD_SCALES
 from annotation.selectors import WorkerChecks, round_worker_checks
 
 # The stand-in model whose "answers" are the attention checks; its name says what it is.
@@ -34,6 +36,10 @@ ATTENTION_MODEL_NAME = "attention check (not a model)"
 ATTENTION_TEXT = (
     "This is an attention check, not a real answer. To show that you are reading both answers "
     "carefully, please choose this answer as the better one, whatever the other answer says."
+)
+ATTENTION_RATING_TEXT = (
+    "This is an attention check, not a real answer. To show that you are reading carefully, "
+    "please rate this answer {name}, whatever the question asks."
 )
 ANSWERS = {"candidate", "baseline", "tie"}
 
@@ -61,8 +67,11 @@ def _comparisons_only(round_: Round, what: str) -> None:
 
 @transaction.atomic
 def items_mark_gold(*, round_: Round, answers: list[GoldAnswer], source: str = "gold") -> int:
-    """Make the named comparison items gold items with their known answer; all or nothing."""
-    _comparisons_only(round_, "Gold items")
+    """Make the named comparison items gold items with their known answer; all or nothing. In
+    an absolute round an item is a model's answer (`baseline` names the model when the round
+    rates several) and the answer is its rating."""
+    if round_.is_absolute:
+        return _rated_items_mark_gold(round_=round_, answers=answers, source=source)
     items = {
         (item.prompt.external_id, item.baseline.name): item
         for item in Item.objects.filter(round=round_, check_kind="").select_related(
@@ -107,14 +116,61 @@ def items_mark_gold(*, round_: Round, answers: list[GoldAnswer], source: str = "
     return len(chosen)
 
 
+def _rated_items_mark_gold(*, round_: Round, answers: list[GoldAnswer], source: str) -> int:
+    scale = CROWD_SCALES[round_.scale]
+    values = [value.value for value in scale.values]
+    items = {
+        (item.prompt.external_id, item.response.model.name): item
+        for item in Item.objects.filter(round=round_, check_kind="").select_related(
+            "prompt", "response__model"
+        )
+        if item.response is not None
+    }
+    models = sorted({model for _, model in items})
+    problems, chosen = [], {}
+    for gold in answers:
+        where = f"{source}, line {gold.line}"
+        if gold.answer not in values:
+            problems.append(
+                f"{where}: 'answer' must be one of {', '.join(values)}, not {gold.answer!r}"
+            )
+            continue
+        model = gold.baseline or (models[0] if len(models) == 1 else "")
+        if not model:
+            problems.append(f"{where}: give 'model' (the round rates {', '.join(models)})")
+            continue
+        item = items.get((gold.prompt_id, model))
+        if item is None:
+            problems.append(
+                f"{where}: no answer of {model!r} to prompt {gold.prompt_id!r} in this round"
+            )
+        elif item.is_shared:
+            problems.append(
+                f"{where}: that answer is in the shared set, which measures agreement; choose "
+                "another"
+            )
+        elif item.pk in chosen:
+            problems.append(f"{where}: that answer is marked twice")
+        else:
+            chosen[item.pk] = gold.answer
+    if problems:
+        raise QualityInvalid("; ".join(problems))
+    for value in values:
+        Item.objects.filter(pk__in=[pk for pk, v in chosen.items() if v == value]).update(
+            check_kind=Item.Check.GOLD, check_answer=value
+        )
+    return len(chosen)
+
+
 @transaction.atomic
 def round_add_attention_checks(*, round_: Round, count: int, seed: int | None = None) -> int:
     """Add `count` attention items, each pairing a prompt's candidate answer with a request to
-    be chosen; the answer expected is that request (the item's baseline side)."""
+    be chosen; the answer expected is that request (the item's baseline side). In an absolute
+    round the item is a request to be rated with the scale's first value."""
     if count < 0:
         raise QualityInvalid("The number of attention checks cannot be negative.")
-    if count:
-        _comparisons_only(round_, "Attention checks")
+    if round_.is_absolute:
+        return _rated_attention_checks_add(round_=round_, count=count, seed=seed)
     comparisons = list(
         Item.objects.filter(round=round_, check_kind="", is_shared=False)
         .exclude(
@@ -134,24 +190,7 @@ def round_add_attention_checks(*, round_: Round, count: int, seed: int | None = 
         )
     rng = random.Random(round_.seed if seed is None else seed)
     prompts = rng.sample(sorted(by_prompt), count)
-    model, _ = LanguageModel.objects.get_or_create(
-        project_id=round_.project_id,
-        name=ATTENTION_MODEL_NAME,
-        defaults={"backend": LanguageModel.Backend.IMPORTED},
-    )
-    settings_key = f"attention-check-{round_.pk}"
-    Response.objects.bulk_create(
-        [
-            Response(prompt_id=p, model=model, text=ATTENTION_TEXT, settings_key=settings_key)
-            for p in prompts
-        ],
-        ignore_conflicts=True,
-    )
-    requests = dict(
-        Response.objects.filter(
-            model=model, settings_key=settings_key, prompt_id__in=prompts
-        ).values_list("prompt_id", "pk")
-    )
+    model, requests = _attention_requests(round_, prompts, ATTENTION_TEXT)
     start = (Item.objects.filter(round=round_).aggregate(last=Max("position"))["last"] or 0) + 1
     Item.objects.bulk_create(
         Item(
@@ -166,6 +205,65 @@ def round_add_attention_checks(*, round_: Round, count: int, seed: int | None = 
             check_answer="baseline",
         )
         for offset, prompt_pk in enumerate(prompts)
+    )
+    return count
+
+
+def _attention_requests(
+    round_: Round, prompt_pks: list[int], text: str
+) -> tuple[LanguageModel, dict[int, int]]:
+    """The stand-in model, and its request for each prompt (made once per round): {prompt:
+    response}."""
+    model, _ = LanguageModel.objects.get_or_create(
+        project_id=round_.project_id,
+        name=ATTENTION_MODEL_NAME,
+        defaults={"backend": LanguageModel.Backend.IMPORTED},
+    )
+    settings_key = f"attention-check-{round_.pk}"
+    Response.objects.bulk_create(
+        [
+            Response(prompt_id=p, model=model, text=text, settings_key=settings_key)
+            for p in prompt_pks
+        ],
+        ignore_conflicts=True,
+    )
+    return model, dict(
+        Response.objects.filter(
+            model=model, settings_key=settings_key, prompt_id__in=prompt_pks
+        ).values_list("prompt_id", "pk")
+    )
+
+
+def _rated_attention_checks_add(*, round_: Round, count: int, seed: int | None) -> int:
+    asked = CROWD_SCALES[round_.scale].values[0]
+    checked = Item.objects.filter(round=round_, check_kind=Item.Check.ATTENTION).values("prompt")
+    prompts = sorted(
+        set(
+            Item.objects.filter(round=round_, check_kind="", is_shared=False)
+            .exclude(prompt__in=checked)
+            .values_list("prompt_id", flat=True)
+        )
+    )
+    if count > len(prompts):
+        raise QualityInvalid(
+            f"Asked for {count} attention checks but only {len(prompts)} prompts of the round "
+            "have none yet."
+        )
+    rng = random.Random(round_.seed if seed is None else seed)
+    chosen = rng.sample(prompts, count)
+    _, requests = _attention_requests(round_, chosen, ATTENTION_RATING_TEXT.format(name=asked.name))
+    start = (Item.objects.filter(round=round_).aggregate(last=Max("position"))["last"] or 0) + 1
+    Item.objects.bulk_create(
+        Item(
+            round=round_,
+            prompt_id=prompt_pk,
+            response_id=requests[prompt_pk],
+            position=start + offset,
+            candidate_first=False,
+            check_kind=Item.Check.ATTENTION,
+            check_answer=asked.value,
+        )
+        for offset, prompt_pk in enumerate(chosen)
     )
     return count
 
@@ -191,8 +289,6 @@ def round_set_quality(*, round_: Round, **changes: Any) -> Round:
     rate = changes.get("check_rate", round_.check_rate)
     if rate is None or not 0 <= rate <= 0.5:
         raise QualityInvalid("The check rate is a share of each worker's items, from 0 to 0.5.")
-    if rate:
-        _comparisons_only(round_, "Check items")
     if changes.get("screening"):
         _comparisons_only(round_, "The comprehension check and its practice items")
     speed = changes.get("words_per_second", round_.words_per_second)

@@ -7,6 +7,7 @@ from django.db import IntegrityError, connection, transaction
 
 from annotation.models import Annotation, Annotator, Assignment, Item, Rating, Round, WorkerSession
 from annotation.reports.ratings import rating_rows
+from annotation.selectors import round_worker_checks
 from annotation.services.assignment import (
     SubmissionRefused,
     annotation_submit,
@@ -16,9 +17,12 @@ from annotation.services.assignment import (
     session_start,
 )
 from annotation.services.quality import (
+    GoldAnswer,
     QualityInvalid,
+    items_mark_gold,
     round_add_attention_checks,
     round_set_quality,
+    worker_block_if_due,
     worker_exclude,
 )
 from annotation.services.rounds import RoundInvalid, round_create
@@ -207,17 +211,48 @@ def test_an_excluded_worker_gives_their_items_back():
     assert rate_everything(worker(round_, "w2"), "pass") == 12
 
 
-def test_checks_and_screening_made_for_comparisons_are_refused():
+def test_the_comprehension_check_made_for_comparisons_is_refused():
     round_ = absolute_round()
-    with pytest.raises(QualityInvalid, match="rates answers alone"):
-        round_set_quality(round_=round_, check_rate=0.1)
     with pytest.raises(QualityInvalid, match="comprehension check"):
         round_set_quality(round_=round_, screening=True)
-    with pytest.raises(QualityInvalid, match="Attention checks"):
-        round_add_attention_checks(round_=round_, count=1)
     round_.refresh_from_db()
-    assert (round_.check_rate, round_.screening) == (0.0, False)
-    assert round_set_quality(round_=round_, exclude_too_fast_share_above=0.5).pk == round_.pk
+    assert round_.screening is False
+
+
+def test_attention_checks_ask_for_a_rating_and_a_worker_who_ignores_them_is_blocked():
+    round_ = absolute_round(items_per_worker=100)
+    assert round_add_attention_checks(round_=round_, count=2) == 2
+    checks = list(round_.items.filter(check_kind="attention").select_related("response"))
+    assert {item.check_answer for item in checks} == {"fail"}
+    assert all("please rate this answer Fail" in item.response.text for item in checks)
+    round_set_quality(round_=round_, check_rate=0.5, block_after_failed_checks=2)
+    session = worker(round_, "w1")
+    while (assignment := assignment_current(session=session)) is not None:
+        rating_submit(session=session, assignment_token=assignment.token, value="pass")
+        worker_block_if_due(session=session, answered=assignment.item)
+        session.refresh_from_db()
+    assert session.blocked_at is not None and session.excluded_at is not None
+    tested = round_worker_checks(round_)[session.pk]
+    assert (tested.attention_seen, tested.attention_failed) == (2, 2)
+    # The blocked worker's ratings, and the check items', never reach the report.
+    assert rating_rows(round_.project_id, round_id=round_.pk).empty
+
+
+def test_gold_ratings_mark_answers_and_give_each_worker_an_accuracy():
+    round_ = absolute_round(items_per_worker=100)
+    with pytest.raises(QualityInvalid, match="'answer' must be one of fail, pass, excellent"):
+        items_mark_gold(round_=round_, answers=[GoldAnswer(1, "0", "great", "alpaca")])
+    with pytest.raises(QualityInvalid, match="give 'model'"):
+        items_mark_gold(round_=round_, answers=[GoldAnswer(1, "0", "fail")])
+    marked = [GoldAnswer(1, "0", "excellent", "alpaca"), GoldAnswer(2, "1", "fail", "candidate")]
+    assert items_mark_gold(round_=round_, answers=marked) == 2
+    round_set_quality(round_=round_, check_rate=0.5)
+    session = worker(round_, "w1")
+    rate_everything(session, "excellent")
+    tested = round_worker_checks(round_)[session.pk]
+    assert (tested.gold_seen, tested.gold_correct) == (2, 1)
+    report = rating_rows(round_.project_id, round_id=round_.pk)
+    assert len(report) == 12 - 2
 
 
 def test_the_rounds_ratings_leave_out_excluded_workers_and_other_rounds():

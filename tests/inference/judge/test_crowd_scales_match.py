@@ -2,6 +2,7 @@
 
 import pytest
 
+from annotation.models import RATED_CHECK_ANSWERS
 from annotation.scales import CROWD_SCALES
 from inference.judge.prompts import DEFAULT_TEMPLATE, TEMPLATES
 
@@ -19,3 +20,8 @@ def test_the_crowds_scale_is_the_judges_word_for_word(scale):
         assert (f"{number}. {line}" if numbered else line) in message.splitlines()
     # What the crowd's rating stores is what the judge's verdict stores.
     assert tuple(value.value for value in crowd.values) == template.labels
+
+
+def test_a_check_item_may_expect_any_value_of_any_crowd_scale():
+    values = {value.value for scale in CROWD_SCALES.values() for value in scale.values}
+    assert set(RATED_CHECK_ANSWERS) == values
