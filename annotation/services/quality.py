@@ -41,7 +41,6 @@ ATTENTION_RATING_TEXT = (
     "This is an attention check, not a real answer. To show that you are reading carefully, "
     "please rate this answer {name}, whatever the question asks."
 )
-ANSWERS = {"candidate", "baseline", "tie"}
 
 
 class QualityInvalid(ValueError):
@@ -70,94 +69,54 @@ def items_mark_gold(*, round_: Round, answers: list[GoldAnswer], source: str = "
     """Make the named comparison items gold items with their known answer; all or nothing. In
     an absolute round an item is a model's answer (`baseline` names the model when the round
     rates several) and the answer is its rating."""
+    items: dict[tuple[str, str], Item] = {}
+    for item in Item.objects.filter(round=round_, check_kind="").select_related(
+        "prompt", "baseline", "response__model"
+    ):
+        named = item.response.model if item.response is not None else item.baseline
+        assert named is not None  # One or the other: the item_one_shape constraint.
+        items[(item.prompt.external_id, named.name)] = item
+    names = sorted({name for _, name in items})
     if round_.is_absolute:
-        return _rated_items_mark_gold(round_=round_, answers=answers, source=source)
-    items = {
-        (item.prompt.external_id, item.baseline.name): item
-        for item in Item.objects.filter(round=round_, check_kind="").select_related(
-            "prompt", "baseline"
-        )
-        if item.baseline is not None
-    }
-    baselines = sorted({baseline for _, baseline in items})
+        allowed = [value.value for value in CROWD_SCALES[round_.scale].values]
+        field, which = "model", f"the round rates {', '.join(names)}"
+        expected = f"one of {', '.join(allowed)}"
+    else:
+        allowed = ["candidate", "baseline", "tie"]
+        field, which = "baseline", f"the round compares {', '.join(names)}"
+        expected = "candidate, baseline or tie"
     problems, chosen = [], {}
     for gold in answers:
         where = f"{source}, line {gold.line}"
-        if gold.answer not in ANSWERS:
-            problems.append(
-                f"{where}: 'answer' must be candidate, baseline or tie, not {gold.answer!r}"
-            )
+        if gold.answer not in allowed:
+            problems.append(f"{where}: 'answer' must be {expected}, not {gold.answer!r}")
             continue
-        baseline = gold.baseline or (baselines[0] if len(baselines) == 1 else "")
-        if not baseline:
-            problems.append(f"{where}: give 'baseline' (the round compares {', '.join(baselines)})")
+        name = gold.baseline or (names[0] if len(names) == 1 else "")
+        if not name:
+            problems.append(f"{where}: give '{field}' ({which})")
             continue
-        item = items.get((gold.prompt_id, baseline))
-        if item is None:
-            problems.append(
-                f"{where}: no comparison of prompt {gold.prompt_id!r} against {baseline!r} "
-                "in this round"
+        marked = items.get((gold.prompt_id, name))
+        if marked is None:
+            missing = (
+                f"no answer of {name!r} to prompt {gold.prompt_id!r}"
+                if round_.is_absolute
+                else f"no comparison of prompt {gold.prompt_id!r} against {name!r}"
             )
-        elif item.is_shared:
+            problems.append(f"{where}: {missing} in this round")
+        elif marked.is_shared:
             problems.append(
                 f"{where}: prompt {gold.prompt_id!r} is in the shared set, which measures "
                 "agreement; choose another item"
             )
-        elif item.pk in chosen:
+        elif marked.pk in chosen:
             problems.append(f"{where}: prompt {gold.prompt_id!r} is marked twice")
         else:
-            chosen[item.pk] = gold.answer
+            chosen[marked.pk] = gold.answer
     if problems:
         raise QualityInvalid("; ".join(problems))
-    for answer in ANSWERS:
+    for answer in allowed:
         Item.objects.filter(pk__in=[pk for pk, a in chosen.items() if a == answer]).update(
             check_kind=Item.Check.GOLD, check_answer=answer
-        )
-    return len(chosen)
-
-
-def _rated_items_mark_gold(*, round_: Round, answers: list[GoldAnswer], source: str) -> int:
-    scale = CROWD_SCALES[round_.scale]
-    values = [value.value for value in scale.values]
-    items = {
-        (item.prompt.external_id, item.response.model.name): item
-        for item in Item.objects.filter(round=round_, check_kind="").select_related(
-            "prompt", "response__model"
-        )
-        if item.response is not None
-    }
-    models = sorted({model for _, model in items})
-    problems, chosen = [], {}
-    for gold in answers:
-        where = f"{source}, line {gold.line}"
-        if gold.answer not in values:
-            problems.append(
-                f"{where}: 'answer' must be one of {', '.join(values)}, not {gold.answer!r}"
-            )
-            continue
-        model = gold.baseline or (models[0] if len(models) == 1 else "")
-        if not model:
-            problems.append(f"{where}: give 'model' (the round rates {', '.join(models)})")
-            continue
-        item = items.get((gold.prompt_id, model))
-        if item is None:
-            problems.append(
-                f"{where}: no answer of {model!r} to prompt {gold.prompt_id!r} in this round"
-            )
-        elif item.is_shared:
-            problems.append(
-                f"{where}: that answer is in the shared set, which measures agreement; choose "
-                "another"
-            )
-        elif item.pk in chosen:
-            problems.append(f"{where}: that answer is marked twice")
-        else:
-            chosen[item.pk] = gold.answer
-    if problems:
-        raise QualityInvalid("; ".join(problems))
-    for value in values:
-        Item.objects.filter(pk__in=[pk for pk, v in chosen.items() if v == value]).update(
-            check_kind=Item.Check.GOLD, check_answer=value
         )
     return len(chosen)
 
