@@ -15,6 +15,8 @@ app.autodiscover_tasks(
         "inference.generation",
         "inference.judge",
         "inference.training",
+        "inference.experiments",
+        "inference.dialogue",
     ]
 )
 

@@ -273,6 +273,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Queues scale independently: `api` (judge, API models), `gpu` (vLLM, chosen per task when
 # a run is launched), `train` (fine-tuning); everything else runs on `default`.
+# A dialogue's answer goes to its model's queue, chosen when it is sent (inference.dialogue).
 CELERY_TASK_ROUTES = {
     "inference.tasks.judge_round": {"queue": "api"},
     "inference.training.tasks.train_model": {"queue": "train"},

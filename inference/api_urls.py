@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from inference.dialogue import api as dialogue
 from inference.experiments import api as experiments
 from inference.generation import api as generation
 from inference.judge import api as judge
@@ -58,6 +59,19 @@ urlpatterns = [
         "experiments/<int:experiment_id>/resume/",
         experiments.ExperimentResumeAPI.as_view(),
         name="api-experiment-resume",
+    ),
+    # Dialogues
+    path("dialogues/", dialogue.DialoguesAPI.as_view(), name="api-dialogues"),
+    path("dialogues/<int:dialogue_id>/", dialogue.DialogueAPI.as_view(), name="api-dialogue"),
+    path(
+        "dialogues/<int:dialogue_id>/messages/",
+        dialogue.DialogueMessageAPI.as_view(),
+        name="api-dialogue-messages",
+    ),
+    path(
+        "dialogues/<int:dialogue_id>/labels/",
+        dialogue.DialogueLabelAPI.as_view(),
+        name="api-dialogue-labels",
     ),
     *router.urls,
 ]

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from inference.dialogue import views as dialogue
 from inference.experiments import views as experiments
 from inference.generation import views as generation
 from inference.judge import views as judge
@@ -64,5 +65,14 @@ urlpatterns = [
         "inference/experiments/<int:experiment_id>/resume/",
         experiments.experiment_resume_view,
         name="experiment-resume",
+    ),
+    # Dialogues
+    path("inference/dialogues/", dialogue.dialogues, name="dialogues"),
+    path("inference/dialogues/<int:dialogue_id>/", dialogue.dialogue, name="dialogue"),
+    path("inference/dialogues/report/", dialogue.dialogue_report_page, name="dialogue-report"),
+    path(
+        "inference/dialogues/report/<int:project_id>/figure.png",
+        dialogue.dialogue_report_figure,
+        name="dialogue-report-figure",
     ),
 ]

@@ -30,6 +30,8 @@ from annotation.models import (
     Round,
 )
 from annotation.models import Response as ModelResponse
+from inference.dialogue.models import Dialogue
+from inference.dialogue.services import dialogue_start
 from inference.experiments.models import Experiment
 from inference.experiments.services import experiment_create
 from inference.judge.models import JudgeRun
@@ -59,6 +61,7 @@ schema.config.checks.negative_data_rejection.enabled = False
 
 RESOURCES: dict[str, type[Model]] = {
     "annotations": Annotation,
+    "dialogues": Dialogue,
     "experiments": Experiment,
     "import-jobs": ImportJob,
     "judge-runs": JudgeRun,
@@ -141,6 +144,13 @@ def token() -> Any:
             ],
             enqueue_task=False,
         )
+        talker = LanguageModel.objects.create(
+            project=round_.project,
+            name="talker",
+            backend=LanguageModel.Backend.TRANSFORMERS,
+            config={"model": "/models/talker"},
+        )
+        dialogue_start(project=round_.project, model=talker, user=user)
         yield Token.objects.create(user=user).key
     finally:
         request_started.connect(close_old_connections)

@@ -9,6 +9,7 @@ def route_of(task_name: str) -> str:
 def test_it_sends_judging_to_the_api_queue_and_training_to_the_train_queue():
     assert route_of("inference.tasks.judge_round") == "api"
     assert route_of("inference.training.tasks.train_model") == "train"
+    assert route_of("inference.experiments.tasks.run_experiment") == "train"
 
 
 def test_it_runs_imports_and_report_builds_on_the_default_queue():
@@ -29,5 +30,8 @@ def test_every_task_keeps_the_name_it_was_queued_under_before_the_pipelines_move
         "inference.generation_tasks.generate_responses",
         "inference.training.tasks.train_model",
         "inference.tasks.sweep_runs",
+        # Added since, under their names for good.
+        "inference.experiments.tasks.run_experiment",
+        "inference.dialogue.tasks.dialogue_reply",
     }
     assert app.tasks["inference.tasks.judge_round"].__module__ == "inference.judge.tasks"

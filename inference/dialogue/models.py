@@ -1,0 +1,94 @@
+"""Live dialogues (LIMA §6): a person talks to a model turn by turn and labels each of its
+answers Fail / Pass / Excellent. The labels are the annotator's ratings of the dialogue's
+turns (annotation.Rating, question "dialogue-ID", one per assistant turn)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotation.models import Annotator, LanguageModel, Project
+
+
+class Dialogue(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for the next message"
+        REPLYING = "replying", "The model is answering"
+        DONE = "done", "Finished"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dialogues")
+    model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="dialogues")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="dialogues")
+    turns_planned = models.PositiveSmallIntegerField(
+        default=5, help_text="How many answers of the model the dialogue has."
+    )
+    # Overrides of the model's sampling for its answers; each answer's seed derives from `seed`.
+    sampling = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(turns_planned__gte=1, turns_planned__lte=50),
+                name="dialogue_turns_1_to_50",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"dialogue {self.pk} with {self.model}"
+
+    @property
+    def question(self) -> str:
+        """What the dialogue's ratings are filed under (Rating.question)."""
+        return f"dialogue-{self.pk}"
+
+
+class DialogueTurn(models.Model):
+    """One message: the person's, or the model's answer (pending until a worker writes it)."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        DONE = "done"
+        PENDING = "pending"
+        GENERATING = "generating"
+        FAILED = "failed"
+
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveSmallIntegerField()
+    role = models.CharField(max_length=10, choices=Role.choices)
+    text = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DONE)
+    error = models.TextField(blank=True)
+    # What the answer was made with: the backend's description, the sampling and the seed.
+    generation = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dialogue", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["dialogue", "index"], name="dialogue_turn_once"),
+            # The person speaks first, then the two take turns.
+            models.CheckConstraint(
+                condition=Q(role="user", index__in=range(0, 100, 2))
+                | Q(role="assistant", index__in=range(1, 100, 2)),
+                name="dialogue_turns_alternate",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dialogue_id}#{self.index} ({self.role})"
+
+    @property
+    def number(self) -> int:
+        """The answer's number in the dialogue, from 1 (Rating.turn)."""
+        return self.index // 2 + 1
