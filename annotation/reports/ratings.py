@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import Q, QuerySet
 
-from annotation.models import Item, Rating, Response, WorkerSession
+from annotation.models import Item, Rating, Response
 from annotation.reports.frames import annotator_groups
 from annotation.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ratio, rng_for
 
@@ -47,20 +47,21 @@ def rating_rows(
 ) -> pd.DataFrame:
     """One row per rating of the project (of the round's responses only, or of the
     `responses` only, when given)."""
-    ratings = Rating.objects.filter(annotator__project_id=project_id)
+    # Check items test the people who answer them, and an excluded worker's ratings are left
+    # out, as from every result; ratings made outside a round (judges, imports) have no item.
+    ratings = (
+        Rating.objects.filter(annotator__project_id=project_id)
+        .filter(Q(item__isnull=True) | Q(item__check_kind=""))
+        .exclude(assignment__session__excluded_at__isnull=False)
+    )
     if responses is not None:
         ratings = ratings.filter(response__in=responses)
     if round_id is not None:
         shown = Item.objects.filter(round_id=round_id).shown_responses()
         # Judges' ratings of the answers shown, and people's given in this round (not in
-        # another round of the same answers), less those of the workers it excluded.
-        excluded = WorkerSession.objects.filter(round_id=round_id, excluded_at__isnull=False)
-        # Check items test the people who answer them: left out, as from every result.
+        # another round of the same answers).
         ratings = ratings.filter(response__in=shown).filter(
-            Q(item__isnull=True) | Q(item__round_id=round_id, item__check_kind="")
-        )
-        ratings = ratings.exclude(
-            item__round_id=round_id, annotator__in=excluded.values("annotator")
+            Q(item__isnull=True) | Q(item__round_id=round_id)
         )
     if scale is not None:
         ratings = ratings.filter(scale=scale)

@@ -236,6 +236,7 @@ def test_attention_checks_ask_for_a_rating_and_a_worker_who_ignores_them_is_bloc
     assert (tested.attention_seen, tested.attention_failed) == (2, 2)
     # The blocked worker's ratings, and the check items', never reach the report.
     assert rating_rows(round_.project_id, round_id=round_.pk).empty
+    assert rating_rows(round_.project_id).empty
 
 
 def test_gold_ratings_mark_answers_and_give_each_worker_an_accuracy():
@@ -275,3 +276,5 @@ def test_the_rounds_ratings_leave_out_excluded_workers_and_other_rounds():
     rows = rating_rows(round_.project_id, round_id=round_.pk)
     assert len(rows) == 12 and set(rows["label"]) == {"pass"}
     assert set(rating_rows(round_.project_id, round_id=again.pk)["label"]) == {"excellent"}
+    # The project's ratings leave the excluded worker out too.
+    assert set(rating_rows(round_.project_id)["label"]) == {"pass", "excellent"}
