@@ -69,3 +69,26 @@ def test_the_page_starts_a_dialogue_polls_while_the_model_answers_and_labels(
     assert bad.status_code == 302
     follow = client.get(bad["Location"]).content.decode()
     assert "no answer 9 to label" in follow
+
+
+def test_the_command_prints_the_dialogue_report(talker, user, django_capture_on_commit_callbacks):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from inference.dialogue.services import dialogue_label, dialogue_say, dialogue_start
+
+    dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
+    for number, label in ((1, "fail"), (2, "excellent")):
+        with django_capture_on_commit_callbacks(execute=False):
+            answer = dialogue_say(dialogue=dialogue, text=f"message {number}")
+        dialogue_reply_execute(turn_id=answer.pk)
+        dialogue_label(dialogue=dialogue, number=number, label=label)
+    out = io.StringIO()
+    call_command("dialogue_report", "--project", "dialogue lab", stdout=out)
+    assert "tiny-chat" in out.getvalue() and "1 of 2" in out.getvalue()
+    out = io.StringIO()
+    call_command("dialogue_report", "--project", "dialogue lab", "--json", stdout=out)
+    (row,) = json.loads(out.getvalue())
+    assert (row["answers"], row["fails"], row["shares"]["excellent"]) == (2, 1, 50.0)
