@@ -1,7 +1,7 @@
 from django import forms
 from django.conf import settings
 
-from annotation.models import CROWD_SCALES, LanguageModel, Project, PromptSet, Round
+from annotation.models import ROUND_SCALES, LanguageModel, Project, PromptSet, Round
 from evalplatform.upload_limits import too_large_message
 
 
@@ -56,7 +56,7 @@ class RoundForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     # "" compares the candidate with each baseline; a scale makes an absolute round.
     QUESTION_CHOICES = [("", "Which of two answers is better (pairwise)")] + [
-        (str(scale), f"Rate each answer alone: {scale.label}") for scale in CROWD_SCALES
+        (str(scale), f"Rate each answer alone: {scale.label}") for scale in ROUND_SCALES
     ]
 
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.none())

@@ -133,7 +133,7 @@ class RatingScale(models.TextChoices):
 
 
 # The scales people rate on in an absolute round.
-CROWD_SCALES = (
+ROUND_SCALES = (
     RatingScale.FAIL_PASS_EXCELLENT,
     RatingScale.HELPFULNESS_1_6,
     RatingScale.SAFETY,
@@ -239,7 +239,7 @@ class Round(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(kind="pairwise", scale="")
-                | Q(kind="absolute", scale__in=[str(scale) for scale in CROWD_SCALES]),
+                | Q(kind="absolute", scale__in=[str(scale) for scale in ROUND_SCALES]),
                 name="round_scale_with_its_kind",
             ),
         ]

@@ -15,3 +15,10 @@ def parse_json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise forms.ValidationError("Expected a JSON object.")
     return value
+
+
+def choice_field(form: forms.Form, name: str) -> forms.ModelChoiceField:
+    """A declared ModelChoiceField of the form, typed as one (`form.fields` holds any Field)."""
+    field = form.fields[name]
+    assert isinstance(field, forms.ModelChoiceField)
+    return field

@@ -28,7 +28,7 @@ from annotation.api.common import (
 )
 from annotation.links import crowd_link
 from annotation.models import (
-    CROWD_SCALES,
+    ROUND_SCALES,
     LanguageModel,
     Project,
     PromptSet,
@@ -59,7 +59,7 @@ class RoundInputSerializer(serializers.Serializer):
         help_text="Default: absolute when a scale is given, else pairwise.",
     )
     scale = serializers.ChoiceField(
-        choices=[(str(scale), scale.label) for scale in CROWD_SCALES],
+        choices=[(str(scale), scale.label) for scale in ROUND_SCALES],
         required=False,
         allow_blank=True,
         help_text="The scale of an absolute round (safety: sensitive prompt sets only).",

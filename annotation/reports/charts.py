@@ -126,16 +126,24 @@ def leaderboard_figure(ratings: Sequence[Rating], *, title: str) -> Figure:
     ax = figure.subplots()
     names = [plain(r.model, NAME_WIDTH) for r in ratings]
     values = [r.rating for r in ratings]
-    errors = [
-        [r.rating - r.ci95[0] for r in ratings],
-        [r.ci95[1] - r.rating for r in ratings],
-    ]
+    errors = interval_errors(values, [r.ci95 for r in ratings])
     ax.errorbar(values, names, xerr=errors, fmt="o", color=COLOURS["wins"], capsize=3)
     ax.invert_yaxis()
     ax.set_xlabel("Bradley-Terry rating (Elo scale, 95 % bootstrap interval)", fontsize=9)
     ax.set_title(plain(title), loc="left", fontsize=10, fontweight="bold")
     ax.spines[["top", "right"]].set_visible(False)
     return figure
+
+
+def interval_errors(
+    values: Sequence[float], intervals: Sequence[tuple[float, float] | None]
+) -> list[list[float]]:
+    """Matplotlib's error bar lengths below and above each value; none without an interval."""
+    bounds = [interval or (value, value) for value, interval in zip(values, intervals, strict=True)]
+    return [
+        [value - low for value, (low, _) in zip(values, bounds, strict=True)],
+        [high - value for value, (_, high) in zip(values, bounds, strict=True)],
+    ]
 
 
 def figure_bytes(figure: Figure, fmt: str, *, salt: str = "evalplatform") -> bytes:
@@ -178,10 +186,7 @@ def ratings_figure(table: RatingTable) -> Figure:
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncols=3, frameon=False, fontsize=9)
     else:
         means = [row.mean or 0.0 for row in rows]
-        errors = [
-            [mean - (row.ci95 or (mean, mean))[0] for mean, row in zip(means, rows, strict=True)],
-            [(row.ci95 or (mean, mean))[1] - mean for mean, row in zip(means, rows, strict=True)],
-        ]
+        errors = interval_errors(means, [row.ci95 for row in rows])
         ax.errorbar(means, names, xerr=errors, fmt="o", color=COLOURS["wins"], capsize=3)
         low, high = (1, 6) if table.scale == "helpfulness_1_6" else (1, 10)
         ax.set_xlim(low - 0.2, high + 0.2)

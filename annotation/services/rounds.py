@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from annotation.models import (
-    CROWD_SCALES,
+    ROUND_SCALES,
     Item,
     LanguageModel,
     Project,
@@ -136,9 +136,9 @@ def _kind_check(*, kind: str, scale: str, prompt_set: PromptSet) -> None:
         if scale:
             raise RoundInvalid("A pairwise round has no scale; give one to an absolute round.")
         return
-    if scale not in CROWD_SCALES:
+    if scale not in ROUND_SCALES:
         raise RoundInvalid(
-            f"An absolute round needs a scale: one of {', '.join(CROWD_SCALES)}, not {scale!r}."
+            f"An absolute round needs a scale: one of {', '.join(ROUND_SCALES)}, not {scale!r}."
         )
     if scale == RatingScale.SAFETY and not prompt_set.sensitive:
         raise RoundInvalid(

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from annotation.models import LanguageModel, Project
 from inference.dialogue.services import MAX_MESSAGE_CHARACTERS
-from inference.form_fields import parse_json_object
+from inference.form_fields import choice_field, parse_json_object
 
 
 class StartForm(forms.Form):
@@ -26,9 +26,7 @@ class StartForm(forms.Form):
 
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["model"]
-        assert isinstance(field, forms.ModelChoiceField)  # Declared above.
-        field.queryset = (
+        choice_field(self, "model").queryset = (
             LanguageModel.objects.filter(project__in=projects)
             .exclude(backend=LanguageModel.Backend.IMPORTED)
             .select_related("project")

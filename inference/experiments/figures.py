@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from annotation.reports.charts import COLOURS, NAME_WIDTH, plain
+from annotation.reports.charts import COLOURS, NAME_WIDTH, interval_errors, plain
 from inference.experiments.models import Experiment
 from inference.experiments.selectors import ArmResult
 
@@ -20,10 +20,7 @@ def experiment_figure(experiment: Experiment, results: Sequence[ArmResult]) -> F
     FigureCanvasAgg(figure)
     ax = figure.subplots()
     means = [result.mean or 0.0 for result in scored]
-    errors = [
-        [mean - (r.ci95 or (mean, mean))[0] for mean, r in zip(means, scored, strict=True)],
-        [(r.ci95 or (mean, mean))[1] - mean for mean, r in zip(means, scored, strict=True)],
-    ]
+    errors = interval_errors(means, [result.ci95 for result in scored])
     if experiment.axis == Experiment.Axis.SIZE:
         sizes = [result.examples for result in scored]
         ax.errorbar(sizes, means, yerr=errors, fmt="-o", color=COLOURS["wins"], capsize=3)

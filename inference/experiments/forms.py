@@ -7,15 +7,9 @@ from django.db.models import QuerySet
 
 from annotation.models import Project, PromptSet
 from inference.experiments.models import Experiment
-from inference.form_fields import parse_json_object
+from inference.form_fields import choice_field, parse_json_object
 from inference.judge.models import Judge
 from inference.training.models import TrainingSet
-
-
-def _choice_field(form: forms.Form, name: str) -> forms.ModelChoiceField:
-    field = form.fields[name]
-    assert isinstance(field, forms.ModelChoiceField)  # Declared on the form.
-    return field
 
 
 class ExperimentForm(forms.Form):
@@ -58,12 +52,12 @@ class ExperimentForm(forms.Form):
 
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _choice_field(self, "project").queryset = projects
-        _choice_field(self, "training_sets").queryset = TrainingSet.objects.filter(
+        choice_field(self, "project").queryset = projects
+        choice_field(self, "training_sets").queryset = TrainingSet.objects.filter(
             project__in=projects
         ).order_by("name")
-        _choice_field(self, "dev_set").queryset = PromptSet.objects.filter(project__in=projects)
-        _choice_field(self, "judge").queryset = Judge.objects.filter(
+        choice_field(self, "dev_set").queryset = PromptSet.objects.filter(project__in=projects)
+        choice_field(self, "judge").queryset = Judge.objects.filter(
             project__in=projects, mode=Judge.Mode.HELPFULNESS
         )
 

@@ -6,16 +6,9 @@ from django import forms
 from django.db.models import QuerySet
 
 from annotation.models import Project, PromptSet
-from inference.form_fields import parse_json_object
+from inference.form_fields import choice_field, parse_json_object
 from inference.judge.models import Judge
 from inference.training.models import TrainingSet
-
-
-def _choice_field(form: forms.Form, name: str) -> forms.ModelChoiceField:
-    """A declared ModelChoiceField of the form, typed as one (`form.fields` holds any Field)."""
-    field = form.fields[name]
-    assert isinstance(field, forms.ModelChoiceField)
-    return field
 
 
 class UploadForm(forms.Form):
@@ -31,7 +24,7 @@ class UploadForm(forms.Form):
 
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _choice_field(self, "project").queryset = projects
+        choice_field(self, "project").queryset = projects
 
 
 class LaunchForm(forms.Form):
@@ -56,12 +49,12 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _choice_field(self, "project").queryset = projects
-        _choice_field(self, "training_set").queryset = TrainingSet.objects.filter(
+        choice_field(self, "project").queryset = projects
+        choice_field(self, "training_set").queryset = TrainingSet.objects.filter(
             project__in=projects
         )
-        _choice_field(self, "dev_set").queryset = PromptSet.objects.filter(project__in=projects)
-        _choice_field(self, "judge").queryset = Judge.objects.filter(
+        choice_field(self, "dev_set").queryset = PromptSet.objects.filter(project__in=projects)
+        choice_field(self, "judge").queryset = Judge.objects.filter(
             project__in=projects, mode=Judge.Mode.HELPFULNESS
         )
 

@@ -3,7 +3,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.links import crowd_link
-from annotation.models import CROWD_SCALES, LanguageModel, Project, PromptSet, Round
+from annotation.models import ROUND_SCALES, LanguageModel, Project, PromptSet, Round
 from annotation.services.rounds import RoundInvalid, round_create
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--scale",
-            choices=[str(scale) for scale in CROWD_SCALES],
+            choices=[str(scale) for scale in ROUND_SCALES],
             default="",
             help="Make an absolute round: annotators rate each answer alone on this scale "
             "(LIMA's Fail / Pass / Excellent, helpfulness 1-6, or safety for a sensitive set).",

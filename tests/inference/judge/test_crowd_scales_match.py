@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotation.models import RATED_CHECK_ANSWERS
+from annotation.models import RATED_CHECK_ANSWERS, ROUND_SCALES
 from annotation.scales import CROWD_SCALES
 from inference.judge.prompts import DEFAULT_TEMPLATE, TEMPLATES
 
@@ -20,6 +20,10 @@ def test_the_crowds_scale_is_the_judges_word_for_word(scale):
         assert (f"{number}. {line}" if numbered else line) in message.splitlines()
     # What the crowd's rating stores is what the judge's verdict stores.
     assert tuple(value.value for value in crowd.values) == template.labels
+
+
+def test_an_absolute_round_may_have_exactly_the_scales_people_are_shown():
+    assert set(ROUND_SCALES) == set(CROWD_SCALES)
 
 
 def test_a_check_item_may_expect_any_value_of_any_crowd_scale():
