@@ -62,11 +62,24 @@ urlpatterns = [
     ),
     # Dialogues
     path("dialogues/", dialogue.DialoguesAPI.as_view(), name="api-dialogues"),
+    path("dialogues/import/", dialogue.DialogueImportAPI.as_view(), name="api-dialogue-import"),
+    path("dialogues/pairs/", dialogue.DialoguePairsAPI.as_view(), name="api-dialogue-pairs"),
+    path(
+        "dialogues/comparisons/",
+        dialogue.DialogueComparisonsAPI.as_view(),
+        name="api-dialogue-comparisons",
+    ),
+    path("dialogues/report/", dialogue.DialogueReportAPI.as_view(), name="api-dialogue-report"),
     path("dialogues/<int:dialogue_id>/", dialogue.DialogueAPI.as_view(), name="api-dialogue"),
     path(
         "dialogues/<int:dialogue_id>/messages/",
         dialogue.DialogueMessageAPI.as_view(),
         name="api-dialogue-messages",
+    ),
+    path(
+        "dialogues/<int:dialogue_id>/finish/",
+        dialogue.DialogueFinishAPI.as_view(),
+        name="api-dialogue-finish",
     ),
     path(
         "dialogues/<int:dialogue_id>/labels/",

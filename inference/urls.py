@@ -70,6 +70,12 @@ urlpatterns = [
     path("inference/dialogues/", dialogue.dialogues, name="dialogues"),
     path("inference/dialogues/<int:dialogue_id>/", dialogue.dialogue, name="dialogue"),
     path("inference/dialogues/report/", dialogue.dialogue_report_page, name="dialogue-report"),
+    path("inference/dialogues/compare/", dialogue.dialogue_compare_page, name="dialogue-compare"),
+    path(
+        "inference/dialogues/report/<int:project_id>/comparisons.png",
+        dialogue.dialogue_comparison_figure,
+        name="dialogue-comparison-figure",
+    ),
     path(
         "inference/dialogues/report/<int:project_id>/figure.png",
         dialogue.dialogue_report_figure,

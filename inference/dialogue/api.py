@@ -1,19 +1,43 @@
-"""The dialogue API: start a dialogue, say the next message, label an answer, read it all."""
+"""The dialogue API: start a dialogue, say the next message, finish it, label an answer, read
+it all; import conversations; list the pairs of two models' dialogues that open alike and
+record which of the two is better; the report."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.common import member_project, named_in_project, request_user
-from annotation.models import LanguageModel
-from inference.dialogue.models import Dialogue, DialogueTurn
-from inference.dialogue.selectors import dialogue_labels, dialogues_for_user
+from annotation.api.common import (
+    ImportErrorSerializer,
+    import_params_refused,
+    import_refused,
+    import_upload_size_check,
+    member_project,
+    named_in_project,
+    request_user,
+)
+from annotation.imports.records import ImportFailed
+from annotation.models import LanguageModel, Project
+from annotation.selectors import projects_for_user
+from annotation.validators import MAX_NAME_LENGTH
+from inference.dialogue.imports import dialogues_import
+from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
+from inference.dialogue.selectors import (
+    author_of,
+    comparison_report,
+    dialogue_labels,
+    dialogue_pairs,
+    dialogue_report,
+    dialogues_for_user,
+)
 from inference.dialogue.services import (
     MAX_MESSAGE_CHARACTERS,
     DialogueRefused,
+    dialogue_compare,
+    dialogue_finish,
     dialogue_label,
     dialogue_say,
     dialogue_start,
@@ -29,21 +53,28 @@ class TurnSerializer(serializers.ModelSerializer):
 class DialogueSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.name")
     model = serializers.CharField(source="model.name")
-    annotator = serializers.CharField(source="annotator.name")
+    annotator = serializers.SerializerMethodField(
+        help_text="Who spoke to the model; null for an imported conversation."
+    )
     turns = TurnSerializer(many=True, read_only=True)
     labels = serializers.SerializerMethodField(
-        help_text="The label of each answer, by its number from 1 (as a string key)."
+        help_text="Your label of each answer, by its number from 1 (as a string key)."
     )
 
     class Meta:
         model = Dialogue
         fields = [
-            "id", "project", "model", "annotator", "turns_planned", "sampling", "seed",
-            "status", "turns", "labels", "created_at", "finished_at",
+            "id", "project", "model", "origin", "annotator", "system", "source",
+            "turns_planned", "sampling", "seed", "status", "turns", "labels", "created_at",
+            "finished_at",
         ]  # fmt: skip
 
+    def get_annotator(self, dialogue: Dialogue) -> str | None:
+        return dialogue.annotator.name if dialogue.annotator else None
+
     def get_labels(self, dialogue: Dialogue) -> dict[str, str]:
-        return {str(number): label for number, label in dialogue_labels(dialogue).items()}
+        labeller = author_of(dialogue, self.context["request"].user)
+        return {str(number): label for number, label in dialogue_labels(dialogue, labeller).items()}
 
 
 class StartSerializer(serializers.Serializer):
@@ -72,7 +103,7 @@ class DialoguesAPI(APIView):
     @extend_schema(responses=DialogueSerializer(many=True))
     def get(self, request: Request) -> Response:
         found = dialogues_for_user(request_user(request)).prefetch_related("turns")[:100]
-        return Response(DialogueSerializer(found, many=True).data)
+        return Response(DialogueSerializer(found, many=True, context={"request": request}).data)
 
     @extend_schema(request=StartSerializer, responses={201: DialogueSerializer})
     def post(self, request: Request) -> Response:
@@ -90,14 +121,15 @@ class DialoguesAPI(APIView):
             )
         except DialogueRefused as problem:
             raise _refused(problem) from None
-        return Response(DialogueSerializer(dialogue).data, status=status.HTTP_201_CREATED)
+        data = DialogueSerializer(dialogue, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class DialogueAPI(APIView):
     @extend_schema(responses=DialogueSerializer)
     def get(self, request: Request, dialogue_id: int) -> Response:
         found = get_object_or_404(dialogues_for_user(request_user(request)), pk=dialogue_id)
-        return Response(DialogueSerializer(found).data)
+        return Response(DialogueSerializer(found, context={"request": request}).data)
 
 
 class DialogueMessageAPI(APIView):
@@ -109,11 +141,27 @@ class DialogueMessageAPI(APIView):
         params = MessageSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
-            dialogue_say(dialogue=found, text=params.validated_data["text"])
+            dialogue_say(
+                dialogue=found, text=params.validated_data["text"], user=request_user(request)
+            )
         except DialogueRefused as problem:
             raise _refused(problem) from None
         found.refresh_from_db()
-        return Response(DialogueSerializer(found).data, status=status.HTTP_202_ACCEPTED)
+        data = DialogueSerializer(found, context={"request": request}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+class DialogueFinishAPI(APIView):
+    """End a live dialogue before its planned number of answers."""
+
+    @extend_schema(request=None, responses=DialogueSerializer)
+    def post(self, request: Request, dialogue_id: int) -> Response:
+        found = get_object_or_404(dialogues_for_user(request_user(request)), pk=dialogue_id)
+        try:
+            found = dialogue_finish(dialogue=found, user=request_user(request))
+        except DialogueRefused as problem:
+            raise _refused(problem) from None
+        return Response(DialogueSerializer(found, context={"request": request}).data)
 
 
 class DialogueLabelAPI(APIView):
@@ -126,7 +174,208 @@ class DialogueLabelAPI(APIView):
         params.is_valid(raise_exception=True)
         try:
             data = params.validated_data
-            dialogue_label(dialogue=found, number=data["number"], label=data["rating"])
+            dialogue_label(
+                dialogue=found,
+                number=data["number"],
+                label=data["rating"],
+                user=request_user(request),
+            )
         except DialogueRefused as problem:
             raise _refused(problem) from None
-        return Response(DialogueSerializer(found).data)
+        return Response(DialogueSerializer(found, context={"request": request}).data)
+
+
+class ImportSerializer(serializers.Serializer):
+    project = serializers.CharField(help_text="A project of yours, by name.")
+    model = serializers.CharField(
+        required=False,
+        max_length=MAX_NAME_LENGTH,
+        help_text="The model of every conversation; otherwise each record names its 'model'.",
+    )
+    file = serializers.FileField(
+        help_text='JSON Lines or a JSON array: {"conversations": [...]} (the LIMA release) or '
+        '{"messages": [{"role", "content"}, ...]} (OpenAI chat format).'
+    )
+
+    def validate_project(self, name: str) -> Project:
+        project = projects_for_user(request_user(self.context["request"])).filter(name=name)
+        found = project.first()
+        if found is None:
+            raise serializers.ValidationError("No such project of yours.")
+        return found
+
+
+class ImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField(help_text="Conversations added.")
+    skipped = serializers.IntegerField(help_text="Conversations the project already held.")
+    answers = serializers.IntegerField(help_text="Answers added, to be labelled.")
+    models_created = serializers.ListField(child=serializers.CharField())
+
+
+class DialogueImportAPI(APIView):
+    """Import conversations to label turn by turn; a bad file changes nothing."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImportSerializer},
+        responses={201: ImportResultSerializer, 400: ImportErrorSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        params = ImportSerializer(data=request.data, context={"request": request})
+        if not params.is_valid():
+            return import_params_refused(params, request.data)
+        data = params.validated_data
+        project = data["project"]
+        import_upload_size_check(data["file"])
+        try:
+            summary = dialogues_import(
+                project=project,
+                raw=data["file"].read(),
+                file=data["file"].name,
+                model_name=data.get("model"),
+                user=request_user(request),
+            )
+        except ImportFailed as error:
+            return import_refused(error)
+        result = {
+            "created": summary.created,
+            "skipped": summary.skipped,
+            "answers": summary.answers,
+            "models_created": summary.models_created,
+        }
+        return Response(result, status=status.HTTP_201_CREATED)
+
+
+class PairSerializer(serializers.Serializer):
+    first = serializers.IntegerField(source="first.pk", help_text="The dialogue with the lower id.")
+    second = serializers.IntegerField(source="second.pk")
+    first_model = serializers.CharField(source="first.model.name")
+    second_model = serializers.CharField(source="second.model.name")
+
+
+PAIR_PARAMETERS = [
+    OpenApiParameter("project", str, required=True),
+    OpenApiParameter("model_a", str, required=True, description="A model's name."),
+    OpenApiParameter("model_b", str, required=True, description="The other model's name."),
+]
+
+
+class DialoguePairsAPI(APIView):
+    """Two models' finished dialogues paired by their opening message."""
+
+    @extend_schema(parameters=PAIR_PARAMETERS, responses=PairSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        missing = [name for name in ("project", "model_a", "model_b") if not query.get(name)]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This parameter is required."] for name in missing}
+            )
+        project = member_project(request, query["project"])
+        model_a = named_in_project(LanguageModel, project, query["model_a"], "model_a")
+        model_b = named_in_project(LanguageModel, project, query["model_b"], "model_b")
+        pairs = dialogue_pairs(project.pk, model_a, model_b)
+        return Response(PairSerializer(pairs, many=True).data)
+
+
+class VerdictSerializer(serializers.Serializer):
+    first = serializers.IntegerField(help_text="One dialogue's id.")
+    second = serializers.IntegerField(help_text="The other's, of another model, same opening.")
+    choice = serializers.ChoiceField(
+        choices=["first", "second", "neither"], help_text="Which conversation is better."
+    )
+
+
+class ComparisonSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.name")
+
+    class Meta:
+        model = DialogueComparison
+        fields = ["id", "annotator", "first", "second", "first_on_left", "choice", "created_at"]
+
+
+class DialogueComparisonsAPI(APIView):
+    """Record your verdict on two models' dialogues that open alike (a new verdict on the same
+    two replaces the old)."""
+
+    @extend_schema(request=VerdictSerializer, responses={201: ComparisonSerializer})
+    def post(self, request: Request) -> Response:
+        params = VerdictSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        visible = dialogues_for_user(request_user(request))
+        found = {
+            dialogue.pk: dialogue
+            for dialogue in visible.filter(pk__in=[data["first"], data["second"]])
+        }
+        missing = {
+            field: [f"No dialogue {data[field]} of yours."]
+            for field in ("first", "second")
+            if data[field] not in found
+        }
+        if missing:
+            raise serializers.ValidationError(missing)
+        first, second = found[data["first"]], found[data["second"]]
+        side = {"first": "left", "second": "right", "neither": "neither"}[data["choice"]]
+        try:
+            comparison = dialogue_compare(
+                left=first, right=second, choice=side, user=request_user(request)
+            )
+        except DialogueRefused as problem:
+            raise _refused(problem) from None
+        return Response(ComparisonSerializer(comparison).data, status=status.HTTP_201_CREATED)
+
+
+class TurnCountSerializer(serializers.Serializer):
+    answers = serializers.IntegerField()
+    fails = serializers.IntegerField()
+
+
+class ModelRowSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    dialogues = serializers.IntegerField()
+    answers = serializers.IntegerField()
+    fails = serializers.IntegerField()
+    shares = serializers.DictField(child=serializers.FloatField())
+    ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    by_turn = serializers.DictField(child=TurnCountSerializer(), help_text="By answer number.")
+
+
+class ComparisonRowSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    other = serializers.CharField()
+    pairs = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    n = serializers.IntegerField()
+    win_or_tie = serializers.FloatField()
+    win_rate = serializers.FloatField()
+    ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+
+
+class DialogueReportSerializer(serializers.Serializer):
+    models = ModelRowSerializer(many=True)
+    comparisons = ComparisonRowSerializer(many=True)
+
+
+class DialogueReportAPI(APIView):
+    """The dialogue study of a project: each model's labels, fails by turn, and comparisons."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("project", str, required=True)],
+        responses=DialogueReportSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        name = request.query_params.get("project")
+        if not name:
+            raise serializers.ValidationError({"project": ["This parameter is required."]})
+        project = member_project(request, name)
+        rows, _ = dialogue_report(project.pk)
+        return Response(
+            {
+                "models": [row.as_json() for row in rows],
+                "comparisons": [row.as_json() for row in comparison_report(project.pk)],
+            }
+        )

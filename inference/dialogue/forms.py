@@ -1,11 +1,14 @@
-"""The dialogue pages' forms: start a dialogue, say the next message."""
+"""The dialogue pages' forms: start a dialogue, import conversations, say the next message,
+choose the two models whose dialogues are compared."""
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.db.models import QuerySet
 
 from annotation.models import LanguageModel, Project
+from annotation.validators import MAX_NAME_LENGTH
 from inference.dialogue.services import MAX_MESSAGE_CHARACTERS
 from inference.form_fields import choice_field, parse_json_object
 
@@ -45,3 +48,58 @@ class MessageForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Your message",
     )
+
+
+class ImportForm(forms.Form):
+    prefix = "import"
+    project = forms.ModelChoiceField(queryset=Project.objects.none())
+    model = forms.CharField(
+        required=False,
+        max_length=MAX_NAME_LENGTH,
+        label="Model of every conversation",
+        help_text="Otherwise each record names its 'model'. "
+        "A model the project does not have yet is registered with imported answers.",
+    )
+    file = forms.FileField(
+        help_text='JSON Lines: the LIMA release\'s {"conversations": [...]} or OpenAI chat '
+        'format {"messages": [{"role", "content"}, ...]}, one conversation per line.'
+    )
+
+    def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = choice_field(self, "project")
+        field.queryset = projects.order_by("name")
+        if len(field.queryset[:2]) == 1:
+            field.initial = field.queryset[0]
+
+
+class CompareForm(forms.Form):
+    model_a = forms.ModelChoiceField(queryset=LanguageModel.objects.none(), label="One model")
+    model_b = forms.ModelChoiceField(queryset=LanguageModel.objects.none(), label="The other")
+
+    def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        models = (
+            LanguageModel.objects.filter(project__in=projects, dialogues__isnull=False)
+            .distinct()
+            .select_related("project")
+            .order_by("project__name", "name")
+        )
+        choice_field(self, "model_a").queryset = models
+        choice_field(self, "model_b").queryset = models
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        a, b = data.get("model_a"), data.get("model_b")
+        if a is not None and b is not None:
+            if a == b:
+                raise forms.ValidationError("Choose two different models.")
+            if a.project_id != b.project_id:
+                raise forms.ValidationError("Choose two models of the same project.")
+        return data
+
+    def query(self) -> str:
+        """The choice as the page's query string."""
+        return urlencode(
+            {"model_a": self.cleaned_data["model_a"].pk, "model_b": self.cleaned_data["model_b"].pk}
+        )

@@ -1,6 +1,8 @@
-"""Live dialogues (LIMA §6): a person talks to a model turn by turn and labels each of its
-answers Fail / Pass / Excellent. The labels are the annotator's ratings of the dialogue's
-turns (annotation.Rating, question "dialogue-ID", one per assistant turn)."""
+"""Dialogues (LIMA §6): a person talks to a model turn by turn, or a conversation is imported
+from a file; each answer of the model is labelled Fail / Pass / Excellent. The labels are the
+labeller's ratings of the dialogue's turns (annotation.Rating, question "dialogue-ID", one per
+assistant turn and labeller). Two models' dialogues that open with the same message can be
+compared as wholes (DialogueComparison)."""
 
 from django.conf import settings
 from django.db import models
@@ -15,9 +17,24 @@ class Dialogue(models.Model):
         REPLYING = "replying", "The model is answering"
         DONE = "done", "Finished"
 
+    class Origin(models.TextChoices):
+        LIVE = "live", "Live"
+        IMPORTED = "imported", "Imported"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dialogues")
     model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="dialogues")
-    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="dialogues")
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.LIVE)
+    # Who spoke to the model; an imported conversation has no speaker here.
+    annotator = models.ForeignKey(
+        Annotator, null=True, blank=True, on_delete=models.PROTECT, related_name="dialogues"
+    )
+    # A system message the conversation starts with (imported chat files may have one).
+    system = models.TextField(blank=True)
+    # Where an imported conversation came from: file and line, and the file's own "source".
+    source = models.CharField(max_length=300, blank=True)
+    # SHA-256 of an imported conversation's messages: importing the same file twice adds
+    # nothing.
+    fingerprint = models.CharField(max_length=64, blank=True)
     turns_planned = models.PositiveSmallIntegerField(
         default=5, help_text="How many answers of the model the dialogue has."
     )
@@ -37,7 +54,16 @@ class Dialogue(models.Model):
             models.CheckConstraint(
                 condition=Q(turns_planned__gte=1, turns_planned__lte=50),
                 name="dialogue_turns_1_to_50",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(origin="imported") | Q(annotator__isnull=False),
+                name="dialogue_live_has_speaker",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "model", "fingerprint"],
+                condition=Q(origin="imported"),
+                name="dialogue_imported_once",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -47,6 +73,10 @@ class Dialogue(models.Model):
     def question(self) -> str:
         """What the dialogue's ratings are filed under (Rating.question)."""
         return f"dialogue-{self.pk}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.origin == self.Origin.LIVE
 
 
 class DialogueTurn(models.Model):
@@ -92,3 +122,41 @@ class DialogueTurn(models.Model):
     def number(self) -> int:
         """The answer's number in the dialogue, from 1 (Rating.turn)."""
         return self.index // 2 + 1
+
+
+class DialogueComparison(models.Model):
+    """A labeller's verdict on two models' dialogues that open with the same message: which is
+    the better conversation as a whole, or neither. `first` is the dialogue with the lower id;
+    `first_on_left` records where it was shown (positions are drawn per labeller and pair)."""
+
+    class Choice(models.TextChoices):
+        FIRST = "first", "The first dialogue is better"
+        SECOND = "second", "The second dialogue is better"
+        NEITHER = "neither", "Neither is significantly better"
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="dialogue_comparisons"
+    )
+    annotator = models.ForeignKey(
+        Annotator, on_delete=models.PROTECT, related_name="dialogue_comparisons"
+    )
+    first = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
+    first_on_left = models.BooleanField()
+    choice = models.CharField(max_length=10, choices=Choice.choices)
+    seconds_spent = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "first", "second"], name="dialogue_comparison_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(first__lt=models.F("second")), name="dialogue_comparison_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_id} vs {self.second_id}: {self.choice}"

@@ -1,8 +1,10 @@
 """Actions on dialogues: start one, say the next message (its answer is made on a worker of the
-model's queue), label an answer, try a failed answer again.
+model's queue), finish early, label an answer, try a failed answer again; compare two models'
+dialogues that open with the same message.
 
-The page and the API call these. Labels are stored as the annotator's ratings of the dialogue's
-turns, through the one service every rating goes through.
+The pages and the API call these. Labels are stored as the labeller's ratings of the dialogue's
+turns: whoever labels (the person who spoke, or any author of the project for an imported
+conversation) has their own label of each answer.
 """
 
 import random
@@ -10,11 +12,13 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.utils import timezone
 
 from annotation.models import Annotator, LanguageModel, Project, Rating
 from annotation.services.ratings import RatingInvalid, rating_value
 from inference.backends.base import QUEUES, BackendConfigError, SamplingSettings
-from inference.dialogue.models import Dialogue, DialogueTurn
+from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
+from inference.dialogue.selectors import opening
 from inference.dialogue.tasks import dialogue_reply
 from inference.runs import enqueue, new_task_id
 
@@ -56,16 +60,10 @@ def dialogue_start(
     if problems:
         raise DialogueRefused(" ".join(problems))
     assert isinstance(user, User)  # Refused above otherwise.
-    annotator, _ = Annotator.objects.get_or_create(
-        project=project,
-        kind=Annotator.Kind.AUTHOR,
-        name=user.get_username(),
-        defaults={"user": user},
-    )
     return Dialogue.objects.create(
         project=project,
         model=model,
-        annotator=annotator,
+        annotator=author(project, user),
         turns_planned=turns,
         sampling=dict(sampling or {}),
         seed=random.SystemRandom().randrange(2**31) if seed is None else seed,
@@ -73,11 +71,39 @@ def dialogue_start(
     )
 
 
+def author(project: Project, user: User | AnonymousUser) -> Annotator:
+    """The signed-in person as an author of the project: who speaks, labels and compares."""
+    if not isinstance(user, User):
+        raise DialogueRefused("Sign in first.")
+    annotator, _ = Annotator.objects.get_or_create(
+        project=project,
+        kind=Annotator.Kind.AUTHOR,
+        name=user.get_username(),
+        defaults={"user": user},
+    )
+    return annotator
+
+
+def _speaker_check(dialogue: Dialogue, user: User | AnonymousUser) -> None:
+    if not dialogue.is_live:
+        raise DialogueRefused("An imported conversation is labelled, not continued.")
+    if dialogue.annotator_id != author(dialogue.project, user).pk:
+        assert dialogue.annotator is not None  # A live dialogue has its speaker.
+        raise DialogueRefused(
+            f"Only {dialogue.annotator.name}, who started this dialogue, speaks in it."
+        )
+
+
 @transaction.atomic
-def dialogue_say(*, dialogue: Dialogue, text: str) -> DialogueTurn:
+def dialogue_say(*, dialogue: Dialogue, text: str, user: User | AnonymousUser) -> DialogueTurn:
     """The person's next message, and the model's answer to it queued; returns the answer's
     (pending) turn."""
-    dialogue = Dialogue.objects.select_for_update().select_related("model").get(pk=dialogue.pk)
+    dialogue = (
+        Dialogue.objects.select_for_update(of=("self",))
+        .select_related("model", "project", "annotator")
+        .get(pk=dialogue.pk)
+    )
+    _speaker_check(dialogue, user)
     if dialogue.status == Dialogue.Status.REPLYING:
         raise DialogueRefused("The model is still answering your last message.")
     answers = dialogue.turns.filter(role=DialogueTurn.Role.ASSISTANT).count()
@@ -114,9 +140,41 @@ def _queue(answer: DialogueTurn, model: LanguageModel) -> None:
 
 
 @transaction.atomic
-def dialogue_retry(*, dialogue: Dialogue) -> DialogueTurn:
+def dialogue_finish(*, dialogue: Dialogue, user: User | AnonymousUser) -> Dialogue:
+    """End a live dialogue before its planned number of answers (it then counts as finished,
+    for comparisons too)."""
+    dialogue = (
+        Dialogue.objects.select_for_update(of=("self",))
+        .select_related("project", "annotator")
+        .get(pk=dialogue.pk)
+    )
+    _speaker_check(dialogue, user)
+    if dialogue.status == Dialogue.Status.DONE:
+        return dialogue
+    if dialogue.status == Dialogue.Status.REPLYING:
+        raise DialogueRefused("The model is still answering: finish once its answer is there.")
+    done = dialogue.turns.filter(role=DialogueTurn.Role.ASSISTANT, status=DialogueTurn.Status.DONE)
+    if not done.exists():
+        raise DialogueRefused("The model has not answered yet: there is nothing to finish.")
+    # A failed last answer (and the message it answers) are dropped: the dialogue ends on the
+    # last answer the model gave.
+    last = done.order_by("-index").values_list("index", flat=True)[0]
+    dialogue.turns.filter(index__gt=last).delete()
+    dialogue.status = Dialogue.Status.DONE
+    dialogue.finished_at = timezone.now()
+    dialogue.save(update_fields=["status", "finished_at"])
+    return dialogue
+
+
+@transaction.atomic
+def dialogue_retry(*, dialogue: Dialogue, user: User | AnonymousUser) -> DialogueTurn:
     """Queue the model's failed answer again."""
-    dialogue = Dialogue.objects.select_for_update().select_related("model").get(pk=dialogue.pk)
+    dialogue = (
+        Dialogue.objects.select_for_update(of=("self",))
+        .select_related("model", "project", "annotator")
+        .get(pk=dialogue.pk)
+    )
+    _speaker_check(dialogue, user)
     failed = dialogue.turns.filter(status=DialogueTurn.Status.FAILED).last()
     if failed is None:
         raise DialogueRefused("No answer of this dialogue failed.")
@@ -129,9 +187,11 @@ def dialogue_retry(*, dialogue: Dialogue) -> DialogueTurn:
 
 
 @transaction.atomic
-def dialogue_label(*, dialogue: Dialogue, number: int, label: str) -> Rating:
-    """Label the model's `number`-th answer (from 1) Fail, Pass or Excellent; a new label of the
-    same answer replaces the old one."""
+def dialogue_label(
+    *, dialogue: Dialogue, number: int, label: str, user: User | AnonymousUser
+) -> Rating:
+    """The signed-in person labels the model's `number`-th answer (from 1) Fail, Pass or
+    Excellent; a new label of the same answer by the same person replaces the old one."""
     answer = dialogue.turns.filter(
         role=DialogueTurn.Role.ASSISTANT, index=2 * number - 1, status=DialogueTurn.Status.DONE
     ).first()
@@ -142,7 +202,7 @@ def dialogue_label(*, dialogue: Dialogue, number: int, label: str) -> Rating:
     except RatingInvalid as invalid:
         raise DialogueRefused(f"Label: {invalid}.") from None
     rating, _ = Rating.objects.update_or_create(
-        annotator=dialogue.annotator,
+        annotator=author(dialogue.project, user),
         model=dialogue.model,
         response=None,
         question=dialogue.question,
@@ -151,3 +211,50 @@ def dialogue_label(*, dialogue: Dialogue, number: int, label: str) -> Rating:
         defaults={"label": value, "score": None, "source": f"dialogue {dialogue.pk}"},
     )
     return rating
+
+
+Choice = DialogueComparison.Choice
+SIDES = {"left", "right", "neither"}
+
+
+@transaction.atomic
+def dialogue_compare(
+    *,
+    left: Dialogue,
+    right: Dialogue,
+    choice: str,
+    user: User | AnonymousUser,
+    seconds_spent: float | None = None,
+) -> DialogueComparison:
+    """The signed-in person's verdict on two models' dialogues shown side by side: `left`,
+    `right` or `neither` is better. A new verdict on the same two replaces the old one."""
+    problems = []
+    if choice not in SIDES:
+        problems.append(f"Choose left, right or neither, not {choice!r}.")
+    if left.project_id != right.project_id:
+        problems.append("The two dialogues belong to different projects.")
+    if left.model_id == right.model_id:
+        problems.append("The two dialogues are of the same model: compare two models.")
+    if left.status != Dialogue.Status.DONE or right.status != Dialogue.Status.DONE:
+        problems.append("Both dialogues must be finished.")
+    if not problems and opening(left).strip() != opening(right).strip():
+        problems.append("The two dialogues open with different messages.")
+    if problems:
+        raise DialogueRefused(" ".join(problems))
+    first, second = sorted((left, right), key=lambda dialogue: dialogue.pk)
+    chosen = {"left": left, "right": right}.get(choice)
+    verdict = (
+        Choice.NEITHER if chosen is None else Choice.FIRST if chosen == first else Choice.SECOND
+    )
+    comparison, _ = DialogueComparison.objects.update_or_create(
+        annotator=author(left.project, user),
+        first=first,
+        second=second,
+        defaults={
+            "project_id": left.project_id,
+            "first_on_left": first == left,
+            "choice": verdict,
+            "seconds_spent": seconds_spent,
+        },
+    )
+    return comparison

@@ -1,27 +1,38 @@
-"""Dialogue pages: start one, talk to the model turn by turn and label each answer as it comes,
-and the report of a project's labelled dialogues."""
+"""Dialogue pages: start one or import conversations, talk to the model turn by turn and label
+each answer as it comes, compare two models' dialogues that open alike, and the report of a
+project's labels and comparisons."""
+
+import time
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.http import ResearcherRequest
-from annotation.reports.charts import figure_bytes, ratings_figure
+from annotation.imports.records import ImportFailed
+from annotation.models import Annotator, LanguageModel
+from annotation.reports.charts import Panel, figure_bytes, preference_figure, ratings_figure
 from annotation.reports.ratings import LABELLED
 from annotation.scales import CROWD_SCALES
 from annotation.selectors import projects_for_user
-from inference.dialogue.forms import MessageForm, StartForm
-from inference.dialogue.models import Dialogue, DialogueTurn
+from inference.dialogue.forms import CompareForm, ImportForm, MessageForm, StartForm
+from inference.dialogue.imports import dialogues_import
+from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
 from inference.dialogue.selectors import (
     SCALE,
+    author_of,
+    comparison_report,
     dialogue_labels,
+    dialogue_pairs,
     dialogue_report,
     dialogues_for_user,
 )
 from inference.dialogue.services import (
     DialogueRefused,
+    dialogue_compare,
+    dialogue_finish,
     dialogue_label,
     dialogue_retry,
     dialogue_say,
@@ -35,8 +46,32 @@ LABELS = LABELLED[SCALE].labels
 @login_required
 @require_http_methods(["GET", "POST"])
 def dialogues(request: ResearcherRequest) -> HttpResponse:
-    form = StartForm(request.POST or None, projects=projects_for_user(request.user))
-    if request.method == "POST" and form.is_valid():
+    projects = projects_for_user(request.user)
+    importing = request.POST.get("action") == "import"
+    form = StartForm(None if importing else request.POST or None, projects=projects)
+    import_form = ImportForm(
+        request.POST if importing else None, request.FILES or None, projects=projects
+    )
+    if importing and import_form.is_valid():
+        upload = import_form.cleaned_data["file"]
+        try:
+            summary = dialogues_import(
+                project=import_form.cleaned_data["project"],
+                raw=upload.read(),
+                file=upload.name,
+                model_name=import_form.cleaned_data["model"] or None,
+                user=request.user,
+            )
+        except ImportFailed as problem:
+            import_form.add_error("file", str(problem))
+        else:
+            messages.success(
+                request,
+                f"{upload.name}: {summary.created} conversations added, {summary.answers} "
+                f"answers to label ({summary.skipped} already there).",
+            )
+            return redirect("dialogues")
+    if not importing and request.method == "POST" and form.is_valid():
         model = form.cleaned_data["model"]
         try:
             dialogue = dialogue_start(
@@ -50,7 +85,11 @@ def dialogues(request: ResearcherRequest) -> HttpResponse:
             form.add_error(None, str(problem))
         else:
             return redirect("dialogue", dialogue_id=dialogue.pk)
-    context = {"dialogues": dialogues_for_user(request.user)[:50], "form": form}
+    context = {
+        "dialogues": dialogues_for_user(request.user)[:100],
+        "form": form,
+        "import_form": import_form,
+    }
     return render(request, "inference/dialogues.html", context)
 
 
@@ -62,7 +101,9 @@ def _page(
     request: ResearcherRequest, dialogue: Dialogue, form: MessageForm | None = None
 ) -> HttpResponse:
     dialogue.refresh_from_db()
-    labels = dialogue_labels(dialogue)
+    viewer = author_of(dialogue, request.user)
+    speaking = dialogue.is_live and viewer is not None and viewer.pk == dialogue.annotator_id
+    labels = dialogue_labels(dialogue, viewer)
     turns = [
         (turn, labels.get(turn.number) if turn.role == DialogueTurn.Role.ASSISTANT else None)
         for turn in dialogue.turns.order_by("index")
@@ -76,7 +117,9 @@ def _page(
         "form": form or MessageForm(),
         # The paper's definitions, as the crowd and the judge read them.
         "scale": CROWD_SCALES[SCALE],
-        "can_say": dialogue.status == Dialogue.Status.OPEN
+        "speaking": speaking,
+        "can_say": speaking
+        and dialogue.status == Dialogue.Status.OPEN
         and not any(turn.status == DialogueTurn.Status.FAILED for turn, _ in turns),
     }
     template = "inference/_dialogue.html" if request.htmx else "inference/dialogue.html"
@@ -97,7 +140,7 @@ def dialogue(request: ResearcherRequest, dialogue_id: int) -> HttpResponse:
             if action == "say":
                 form = MessageForm(request.POST)
                 if form.is_valid():
-                    dialogue_say(dialogue=found, text=form.cleaned_data["text"])
+                    dialogue_say(dialogue=found, text=form.cleaned_data["text"], user=request.user)
                     form = None
             elif action == "label":
                 number = request.POST.get("number", "")
@@ -105,9 +148,12 @@ def dialogue(request: ResearcherRequest, dialogue_id: int) -> HttpResponse:
                     dialogue=found,
                     number=int(number) if number.isdigit() else 0,
                     label=request.POST.get("label", ""),
+                    user=request.user,
                 )
             elif action == "retry":
-                dialogue_retry(dialogue=found)
+                dialogue_retry(dialogue=found, user=request.user)
+            elif action == "finish":
+                dialogue_finish(dialogue=found, user=request.user)
         except (DialogueRefused, QueueUnavailable) as problem:
             messages.error(request, str(problem))
         if form is None and not request.htmx:
@@ -123,8 +169,19 @@ def dialogue_report_page(request: ResearcherRequest) -> HttpResponse:
     asked = request.GET.get("project", "")
     project = projects.filter(pk=int(asked)).first() if asked.isdigit() else projects.first()
     rows, tables = dialogue_report(project.pk) if project else ([], [])
-    context = {"projects": projects, "project": project, "rows": rows, "labels": LABELS,
-               "figures": bool(tables)}  # fmt: skip
+    compared = comparison_report(project.pk) if project else []
+    turns = sorted({turn for row in rows for turn in row.by_turn})
+    context = {
+        "projects": projects,
+        "project": project,
+        "rows": rows,
+        "labels": LABELS,
+        "figures": bool(tables),
+        "turns": turns,
+        "by_turn": [(row.model, [row.by_turn.get(turn) for turn in turns]) for row in rows],
+        "compared": compared,
+        "compared_models": sorted({row.model for row in compared}),
+    }
     return render(request, "inference/dialogue_report.html", context)
 
 
@@ -137,3 +194,92 @@ def dialogue_report_figure(request: ResearcherRequest, project_id: int) -> HttpR
         return HttpResponse("No labelled dialogue yet.", status=404, content_type="text/plain")
     figure = ratings_figure(tables[0])
     return HttpResponse(figure_bytes(figure, "png"), content_type="image/png")
+
+
+@login_required
+@require_GET
+def dialogue_comparison_figure(request: ResearcherRequest, project_id: int) -> HttpResponse:
+    """The comparisons of one model's dialogues with the others' (?model=NAME), as the
+    pairwise study's stacked bars."""
+    project = get_object_or_404(projects_for_user(request.user), pk=project_id)
+    model = request.GET.get("model", "")
+    rows = [row for row in comparison_report(project.pk) if row.model == model]
+    if not rows:
+        return HttpResponse("No comparison of this model's dialogues yet.", status=404,
+                            content_type="text/plain")  # fmt: skip
+    figure = preference_figure(
+        [
+            Panel(
+                "Dialogues on the same opening messages", [(row.other, row.outcome) for row in rows]
+            )
+        ],
+        candidate=model,
+        title=f"{model}'s dialogues compared as wholes",
+        mode="per verdict",
+    )
+    return HttpResponse(figure_bytes(figure, "png"), content_type="image/png")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dialogue_compare_page(request: ResearcherRequest) -> HttpResponse:
+    """Two models' dialogues on the same opening message side by side, the models not named,
+    in positions drawn per labeller and pair; the labeller says which conversation is better.
+    One pair at a time, those not yet judged by this labeller first."""
+    projects = projects_for_user(request.user)
+    query: QueryDict = request.POST if request.method == "POST" else request.GET
+    form = CompareForm(query if "model_a" in query else None, projects=projects)
+    context: dict = {"form": form, "pairs": None}
+    if not form.is_valid():
+        return render(request, "inference/dialogue_compare.html", context)
+    model_a: LanguageModel = form.cleaned_data["model_a"]
+    model_b: LanguageModel = form.cleaned_data["model_b"]
+    pairs = dialogue_pairs(model_a.project_id, model_a, model_b)
+    by_key = {pair.key: pair for pair in pairs}
+    if request.method == "POST":
+        sides_shown = (request.POST.get("left", ""), request.POST.get("right", ""))
+        shown = [int(x) for x in sides_shown if x.isdigit()]
+        pair = by_key.get((min(shown), max(shown))) if len(shown) == 2 else None
+        try:
+            if pair is None:
+                raise DialogueRefused("These two dialogues are not a pair of the chosen models.")
+            sides = {pair.first.pk: pair.first, pair.second.pk: pair.second}
+            shown_at = request.POST.get("shown_at", "")
+            seconds = (
+                time.time() - float(shown_at) if shown_at.replace(".", "", 1).isdigit() else None
+            )
+            dialogue_compare(
+                left=sides[shown[0]],
+                right=sides[shown[1]],
+                choice=request.POST.get("choice", ""),
+                user=request.user,
+                seconds_spent=seconds if seconds is not None and 0 <= seconds < 86_400 else None,
+            )
+        except DialogueRefused as problem:
+            messages.error(request, str(problem))
+        return redirect(f"{request.path}?{form.query()}")
+    name = request.user.get_username()
+    judged = set(
+        DialogueComparison.objects.filter(
+            annotator__project_id=model_a.project_id,
+            annotator__kind=Annotator.Kind.AUTHOR,
+            annotator__name=name,
+        ).values_list("first_id", "second_id")
+    )
+    waiting = [pair for pair in pairs if pair.key not in judged]
+    context.update({"pairs": len(pairs), "judged": len(pairs) - len(waiting)})
+    if waiting:
+        pair = waiting[0]
+        left, right = (
+            (pair.first, pair.second) if pair.first_on_left(name) else (pair.second, pair.first)
+        )
+        context.update(
+            {
+                "left": left,
+                "right": right,
+                "left_turns": left.turns.order_by("index"),
+                "right_turns": right.turns.order_by("index"),
+                "shown_at": f"{time.time():.3f}",
+            }
+        )
+    return render(request, "inference/dialogue_compare.html", context)

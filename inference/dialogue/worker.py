@@ -38,7 +38,8 @@ def dialogue_reply_execute(*, turn_id: int) -> str:
     dialogue = answer.dialogue
     model = dialogue.model
     earlier = dialogue.turns.filter(index__lt=answer.index, status=Status.DONE).order_by("index")
-    messages = tuple({"role": turn.role, "content": turn.text} for turn in earlier)
+    system = ({"role": "system", "content": dialogue.system},) if dialogue.system else ()
+    messages = system + tuple({"role": turn.role, "content": turn.text} for turn in earlier)
     try:
         sampling = SamplingSettings.from_overrides(model.config.get("sampling"), dialogue.sampling)
         backend = backend_load(model.backend, model.config)

@@ -43,9 +43,10 @@ def test_a_person_talks_to_a_model_and_labels_its_answers(
     page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_label("Model").select_option(label="tiny-chat")
-    page.get_by_label("Turns").fill("2")
-    page.get_by_role("button", name="Start").click()
+    start = page.get_by_role("form", name="Start a dialogue")
+    start.get_by_label("Model").select_option(label="tiny-chat")
+    start.get_by_label("Turns").fill("2")
+    start.get_by_role("button", name="Start").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Dialogue with tiny-chat")
 
     for number, (message, label) in enumerate(
@@ -63,7 +64,7 @@ def test_a_person_talks_to_a_model_and_labels_its_answers(
         ).to_have_attribute("aria-pressed", "true")
         assert page.evaluate("document.documentElement.scrollWidth") <= screen.width
     expect(page.get_by_text("<b>and</b> then")).to_be_visible()
-    expect(page.get_by_text("The dialogue has had its 2 answers.")).to_be_visible()
+    expect(page.get_by_text("The dialogue is finished with 2 answers.")).to_be_visible()
     screenshot(page, f"dialogue-{screen.width}x{screen.height}")
     assert list(
         Rating.objects.filter(model=model).order_by("turn").values_list("label", flat=True)

@@ -82,13 +82,14 @@ def test_the_command_prints_the_dialogue_report(talker, user, django_capture_on_
     dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
     for number, label in ((1, "fail"), (2, "excellent")):
         with django_capture_on_commit_callbacks(execute=False):
-            answer = dialogue_say(dialogue=dialogue, text=f"message {number}")
+            answer = dialogue_say(dialogue=dialogue, text=f"message {number}", user=user)
         dialogue_reply_execute(turn_id=answer.pk)
-        dialogue_label(dialogue=dialogue, number=number, label=label)
+        dialogue_label(dialogue=dialogue, number=number, label=label, user=user)
     out = io.StringIO()
     call_command("dialogue_report", "--project", "dialogue lab", stdout=out)
     assert "tiny-chat" in out.getvalue() and "1 of 2" in out.getvalue()
     out = io.StringIO()
     call_command("dialogue_report", "--project", "dialogue lab", "--json", stdout=out)
-    (row,) = json.loads(out.getvalue())
+    (row,) = json.loads(out.getvalue())["models"]
     assert (row["answers"], row["fails"], row["shares"]["excellent"]) == (2, 1, 50.0)
+    assert row["by_turn"] == {"1": {"answers": 1, "fails": 1}, "2": {"answers": 1, "fails": 0}}
