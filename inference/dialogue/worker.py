@@ -1,5 +1,6 @@
 """Answering a dialogue's pending turn: the model, through its generation backend, given the
-whole conversation so far as chat messages, with the dialogue's sampling and a seed per turn."""
+whole conversation so far as chat messages, with the dialogue's sampling and a seed per turn.
+The worker keeps the backend loaded between answers (inference.backends.cache)."""
 
 import logging
 from datetime import timedelta
@@ -13,9 +14,9 @@ from inference.backends.base import (
     BackendConfigError,
     GenerationRequest,
     SamplingSettings,
-    backend_load,
     prompt_seed,
 )
+from inference.backends.cache import backend_loaded
 from inference.clients.openai_compat import MissingApiKey
 from inference.dialogue.models import Dialogue, DialogueTurn
 
@@ -42,7 +43,8 @@ def dialogue_reply_execute(*, turn_id: int) -> str:
     messages = system + tuple({"role": turn.role, "content": turn.text} for turn in earlier)
     try:
         sampling = SamplingSettings.from_overrides(model.config.get("sampling"), dialogue.sampling)
-        backend = backend_load(model.backend, model.config)
+        # Kept loaded for the dialogue's next answer (and the next dialogue with this model).
+        backend = backend_loaded(model.backend, model.config, keep=settings.BACKEND_KEEP_LOADED)
         request = GenerationRequest(
             key=answer.pk, messages=messages, seed=prompt_seed(dialogue.seed, answer.index)
         )

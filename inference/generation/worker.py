@@ -8,6 +8,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -19,11 +20,11 @@ from inference.backends.base import (
     GenerationRequest,
     GenerationResult,
     SamplingSettings,
-    backend_load,
     messages_for,
     prompt_seed,
     settings_key,
 )
+from inference.backends.cache import backend_loaded
 from inference.generation.models import GenerationFailure, GenerationRun, GenerationTask
 from inference.generation.selectors import prompts_missing_response
 from inference.runs import Heartbeat, Lease, lease_claim
@@ -180,7 +181,7 @@ def _generate(task: GenerationTask, lease: Lease) -> str:
         _task_finish(task, lease, Status.DONE, "")
         return "nothing missing"
     loading = time.monotonic()
-    backend = backend_load(model.backend, model.config)
+    backend = backend_loaded(model.backend, model.config, keep=settings.BACKEND_KEEP_LOADED)
     GenerationTask.objects.filter(pk=task.pk).update(load_seconds=time.monotonic() - loading)
     requests = [
         GenerationRequest(

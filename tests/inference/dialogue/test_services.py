@@ -70,10 +70,10 @@ def test_a_person_talks_to_a_model_and_labels_each_answer(
 def test_the_worker_sends_the_whole_conversation(
     talker, user, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from inference.dialogue import worker
+    from inference.backends import cache
 
     sent = []
-    load = worker.backend_load
+    load = cache.backend_load
 
     def recording(backend, config):
         loaded = load(backend, config)
@@ -87,7 +87,7 @@ def test_the_worker_sends_the_whole_conversation(
         return loaded
 
     # The real backend answers; this only keeps a copy of what it was sent.
-    monkeypatch.setattr(worker, "backend_load", recording)
+    monkeypatch.setattr(cache, "backend_load", recording)
     dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
     first = say(dialogue, "hello there", django_capture_on_commit_callbacks)
     say(dialogue, "and then", django_capture_on_commit_callbacks)
@@ -136,3 +136,17 @@ def test_it_refuses_what_cannot_be_a_dialogue(talker, user, django_capture_on_co
         dialogue_say(dialogue=dialogue, text="hi again", user=user)
     with pytest.raises(IntegrityError), transaction.atomic():
         DialogueTurn.objects.create(dialogue=dialogue, index=2, role="assistant")
+
+
+def test_the_worker_loads_the_model_once_for_the_whole_dialogue(
+    talker, user, django_capture_on_commit_callbacks, monkeypatch
+):
+    from inference.backends import cache
+
+    loads = []
+    real = cache.backend_load
+    monkeypatch.setattr(cache, "backend_load", lambda *args: loads.append(args) or real(*args))
+    dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
+    for text in ("one", "two", "three"):
+        say(dialogue, text, django_capture_on_commit_callbacks)
+    assert len(loads) == 1
