@@ -70,6 +70,7 @@ urlpatterns = [
         name="api-dialogue-comparisons",
     ),
     path("dialogues/report/", dialogue.DialogueReportAPI.as_view(), name="api-dialogue-report"),
+    path("dialogues/rounds/", dialogue.DialogueRoundsAPI.as_view(), name="api-dialogue-rounds"),
     path("dialogues/<int:dialogue_id>/", dialogue.DialogueAPI.as_view(), name="api-dialogue"),
     path(
         "dialogues/<int:dialogue_id>/messages/",

@@ -20,6 +20,7 @@ from annotation.api.common import (
     request_user,
 )
 from annotation.imports.records import ImportFailed
+from annotation.links import crowd_link
 from annotation.models import LanguageModel, Project
 from annotation.selectors import projects_for_user
 from annotation.validators import MAX_NAME_LENGTH
@@ -39,6 +40,7 @@ from inference.dialogue.services import (
     dialogue_compare,
     dialogue_finish,
     dialogue_label,
+    dialogue_round_create,
     dialogue_say,
     dialogue_start,
 )
@@ -379,3 +381,51 @@ class DialogueReportAPI(APIView):
                 "comparisons": [row.as_json() for row in comparison_report(project.pk)],
             }
         )
+
+
+class CrowdRoundSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    models = serializers.ListField(
+        child=serializers.CharField(),
+        min_length=1,
+        help_text="The models whose finished dialogues' answers are labelled.",
+    )
+    name = serializers.CharField(max_length=150)
+    annotators_per_item = serializers.IntegerField(required=False, min_value=1, max_value=20)
+    shared_items = serializers.IntegerField(required=False, min_value=0, max_value=100_000)
+    completion_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+
+class CrowdRoundResultSerializer(serializers.Serializer):
+    round = serializers.IntegerField()
+    items = serializers.IntegerField(help_text="Answers to label, one item each.")
+    crowd_link = serializers.CharField()
+
+
+class DialogueRoundsAPI(APIView):
+    """Make an absolute round in which the crowd labels the models' dialogue answers turn by
+    turn (each shown after the conversation before it)."""
+
+    @extend_schema(request=CrowdRoundSerializer, responses={201: CrowdRoundResultSerializer})
+    def post(self, request: Request) -> Response:
+        params = CrowdRoundSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        project = member_project(request, data["project"])
+        models = [
+            named_in_project(LanguageModel, project, name, "models")
+            for name in dict.fromkeys(data["models"])
+        ]
+        try:
+            round_ = dialogue_round_create(
+                project=project,
+                models=models,
+                name=data["name"],
+                annotators_per_item=data.get("annotators_per_item", 1),
+                shared_items=data.get("shared_items", 0),
+                completion_url=data.get("completion_url", ""),
+            )
+        except DialogueRefused as problem:
+            raise _refused(problem) from None
+        body = {"round": round_.pk, "items": round_.items.count(), "crowd_link": crowd_link(round_)}
+        return Response(body, status=status.HTTP_201_CREATED)

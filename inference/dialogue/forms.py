@@ -103,3 +103,35 @@ class CompareForm(forms.Form):
         return urlencode(
             {"model_a": self.cleaned_data["model_a"].pk, "model_b": self.cleaned_data["model_b"].pk}
         )
+
+
+class CrowdRoundForm(forms.Form):
+    """An absolute round over the chosen models' finished dialogues, one item per answer."""
+
+    prefix = "crowd"
+    models = forms.ModelMultipleChoiceField(
+        queryset=LanguageModel.objects.none(),
+        help_text="Every answer of these models' finished dialogues is labelled.",
+    )
+    name = forms.CharField(max_length=150, help_text="The round's name.")
+    annotators_per_item = forms.IntegerField(min_value=1, max_value=20, initial=1)
+    shared_items = forms.IntegerField(
+        min_value=0,
+        initial=0,
+        help_text="Answers every worker labels, to measure agreement between workers.",
+    )
+
+    def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choice_field(self, "models").queryset = (
+            LanguageModel.objects.filter(project__in=projects, dialogues__status="done")
+            .distinct()
+            .select_related("project")
+            .order_by("project__name", "name")
+        )
+
+    def clean_models(self) -> list[LanguageModel]:
+        chosen = list(self.cleaned_data["models"])
+        if len({model.project_id for model in chosen}) > 1:
+            raise forms.ValidationError("Choose models of one project.")
+        return chosen

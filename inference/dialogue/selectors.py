@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import QuerySet
 
-from annotation.models import Annotator, LanguageModel, Rating
+from annotation.models import Annotator, LanguageModel, Rating, Response
 from annotation.reports.ratings import RatingTable, rating_rows, rating_tables
 from annotation.reports.stats import DEFAULT_RESAMPLES, Outcome, bootstrap_ratio, rng_for
 from annotation.selectors import Viewer, visible_to
@@ -48,9 +48,21 @@ def dialogue_labels(dialogue: Dialogue, annotator: Annotator | None) -> dict[int
 
 
 def dialogue_rows(project_id: int) -> pd.DataFrame:
-    """Every labelled answer of the project's dialogues, one row each (rating_rows' columns)."""
+    """Every label of an answer in the project's dialogues, one row each (rating_rows' columns):
+    the authors' on the dialogue pages (question "dialogue-ID", turn = the answer's number)
+    and those given in rounds over dialogue turns (dialogue_round_create), filed the same way."""
     rows = rating_rows(project_id, scale=SCALE)
-    return rows[rows["question"].str.startswith(QUESTION_PREFIX)].reset_index(drop=True)
+    in_rounds = dict(
+        Response.objects.filter(model__project_id=project_id, prompt__extra__has_key="dialogue")
+        .filter(generation__has_key="dialogue")
+        .values_list("pk", "prompt__extra")
+    )
+    if in_rounds:
+        turns = rows["response"].map(in_rounds)
+        found = turns.notna()
+        rows.loc[found, "question"] = [f"{QUESTION_PREFIX}{t['dialogue']}" for t in turns[found]]
+        rows.loc[found, "turn"] = [int(t["turn"]) for t in turns[found]]
+    return rows[rows["question"].str.fullmatch(rf"{QUESTION_PREFIX}\d+")].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

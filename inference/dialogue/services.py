@@ -8,14 +8,26 @@ conversation) has their own label of each answer.
 """
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import Annotator, LanguageModel, Project, Rating
+from annotation.models import (
+    Annotator,
+    LanguageModel,
+    Project,
+    Prompt,
+    PromptSet,
+    Rating,
+    Response,
+    Round,
+)
 from annotation.services.ratings import RatingInvalid, rating_value
+from annotation.services.rounds import RoundInvalid, round_create
+from annotation.validators import MAX_TEXT_LENGTH
 from inference.backends.base import QUEUES, BackendConfigError, SamplingSettings
 from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
 from inference.dialogue.selectors import opening
@@ -258,3 +270,111 @@ def dialogue_compare(
         },
     )
     return comparison
+
+
+@transaction.atomic
+def dialogue_round_create(
+    *,
+    project: Project,
+    models: Sequence[LanguageModel],
+    name: str,
+    annotators_per_item: int = 1,
+    shared_items: int = 0,
+    items_per_worker: int = 100,
+    completion_url: str = "",
+) -> Round:
+    """An absolute round in which crowd workers (or a judge) label every answer of the models'
+    finished dialogues Fail / Pass / Excellent, turn by turn, with all of the crowd machinery.
+
+    Each answer becomes a prompt of a new prompt set named after the round, whose text is the
+    conversation up to the person's message it answers (so the crowd and a judge read the same
+    conversation), and a response of its model. Their labels count in the dialogue report
+    beside the authors'.
+    """
+    models = list(dict.fromkeys(models))
+    if not models:
+        raise DialogueRefused("Choose at least one model whose dialogues are labelled.")
+    name = name.strip()
+    if not name:
+        raise DialogueRefused("Name the round.")
+    set_name = f"dialogue turns: {name}"
+    if PromptSet.objects.filter(project=project, name=set_name).exists():
+        raise DialogueRefused(f"The project already has a prompt set named {set_name!r}.")
+    dialogues = list(
+        Dialogue.objects.filter(project=project, model__in=models, status=Dialogue.Status.DONE)
+        .select_related("model")
+        .prefetch_related("turns")
+        .order_by("pk")
+    )
+    if not dialogues:
+        names = ", ".join(model.name for model in models)
+        raise DialogueRefused(f"{names}: no finished dialogue to label.")
+    prompt_set = PromptSet.objects.create(project=project, name=set_name)
+    prompts: list[Prompt] = []
+    answers: list[tuple[Dialogue, DialogueTurn]] = []
+    for dialogue in dialogues:
+        turns = sorted(dialogue.turns.all(), key=lambda turn: turn.index)
+        for answer in turns:
+            if (
+                answer.role != DialogueTurn.Role.ASSISTANT
+                or answer.status != DialogueTurn.Status.DONE
+            ):
+                continue
+            text = transcript(dialogue.system, [t for t in turns if t.index < answer.index])
+            if len(text) > MAX_TEXT_LENGTH:
+                raise DialogueRefused(
+                    f"Dialogue {dialogue.pk}, answer {answer.number}: the conversation before it "
+                    f"takes {len(text):,} characters, more than the {MAX_TEXT_LENGTH:,} a prompt "
+                    "may have."
+                )
+            prompts.append(
+                Prompt(
+                    prompt_set=prompt_set,
+                    external_id=f"dialogue-{dialogue.pk}-{answer.number}",
+                    position=len(prompts),
+                    text=text,
+                    extra={"dialogue": dialogue.pk, "turn": answer.number},
+                )
+            )
+            answers.append((dialogue, answer))
+    created = Prompt.objects.bulk_create(prompts, batch_size=2000)
+    Response.objects.bulk_create(
+        [
+            Response(
+                prompt=prompt,
+                model=dialogue.model,
+                text=answer.text,
+                generation={"dialogue": dialogue.pk, "turn": answer.number, **answer.generation},
+            )
+            for prompt, (dialogue, answer) in zip(created, answers, strict=True)
+        ],
+        batch_size=2000,
+    )
+    labelled = [model for model in models if any(d.model_id == model.pk for d in dialogues)]
+    try:
+        return round_create(
+            project=project,
+            prompt_set=prompt_set,
+            candidate=labelled[0],
+            baselines=labelled[1:],
+            name=name,
+            annotators_per_item=annotators_per_item,
+            shared_items=shared_items,
+            items_per_worker=items_per_worker,
+            completion_url=completion_url,
+            kind=Round.Kind.ABSOLUTE,
+            scale=SCALE,
+        )
+    except RoundInvalid as invalid:
+        raise DialogueRefused(str(invalid)) from None
+
+
+SPEAKERS = {DialogueTurn.Role.USER: "The person", DialogueTurn.Role.ASSISTANT: "The model"}
+
+
+def transcript(system: str, turns: Sequence[DialogueTurn]) -> str:
+    """The conversation before an answer as one Markdown text: who speaks in bold, then what
+    they said."""
+    parts = [f"**System message**\n\n{system}"] if system else []
+    parts += [f"**{SPEAKERS[DialogueTurn.Role(turn.role)]}**\n\n{turn.text}" for turn in turns]
+    return "\n\n".join(parts)

@@ -17,7 +17,13 @@ from annotation.reports.charts import Panel, figure_bytes, preference_figure, ra
 from annotation.reports.ratings import LABELLED
 from annotation.scales import CROWD_SCALES
 from annotation.selectors import projects_for_user
-from inference.dialogue.forms import CompareForm, ImportForm, MessageForm, StartForm
+from inference.dialogue.forms import (
+    CompareForm,
+    CrowdRoundForm,
+    ImportForm,
+    MessageForm,
+    StartForm,
+)
 from inference.dialogue.imports import dialogues_import
 from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
 from inference.dialogue.selectors import (
@@ -35,6 +41,7 @@ from inference.dialogue.services import (
     dialogue_finish,
     dialogue_label,
     dialogue_retry,
+    dialogue_round_create,
     dialogue_say,
     dialogue_start,
 )
@@ -47,11 +54,27 @@ LABELS = LABELLED[SCALE].labels
 @require_http_methods(["GET", "POST"])
 def dialogues(request: ResearcherRequest) -> HttpResponse:
     projects = projects_for_user(request.user)
-    importing = request.POST.get("action") == "import"
-    form = StartForm(None if importing else request.POST or None, projects=projects)
+    action = request.POST.get("action", "start") if request.method == "POST" else ""
+    importing = action == "import"
+    form = StartForm(request.POST if action == "start" else None, projects=projects)
     import_form = ImportForm(
         request.POST if importing else None, request.FILES or None, projects=projects
     )
+    round_form = CrowdRoundForm(request.POST if action == "crowd" else None, projects=projects)
+    if action == "crowd" and round_form.is_valid():
+        chosen = round_form.cleaned_data["models"]
+        try:
+            round_ = dialogue_round_create(
+                project=chosen[0].project,
+                models=chosen,
+                name=round_form.cleaned_data["name"],
+                annotators_per_item=round_form.cleaned_data["annotators_per_item"],
+                shared_items=round_form.cleaned_data["shared_items"],
+            )
+        except DialogueRefused as problem:
+            round_form.add_error(None, str(problem))
+        else:
+            return redirect("round-detail", round_id=round_.pk)
     if importing and import_form.is_valid():
         upload = import_form.cleaned_data["file"]
         try:
@@ -71,7 +94,7 @@ def dialogues(request: ResearcherRequest) -> HttpResponse:
                 f"answers to label ({summary.skipped} already there).",
             )
             return redirect("dialogues")
-    if not importing and request.method == "POST" and form.is_valid():
+    if action == "start" and form.is_valid():
         model = form.cleaned_data["model"]
         try:
             dialogue = dialogue_start(
@@ -89,6 +112,7 @@ def dialogues(request: ResearcherRequest) -> HttpResponse:
         "dialogues": dialogues_for_user(request.user)[:100],
         "form": form,
         "import_form": import_form,
+        "round_form": round_form,
     }
     return render(request, "inference/dialogues.html", context)
 

@@ -1,0 +1,47 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.links import crowd_link
+from annotation.models import LanguageModel, Project
+from inference.dialogue.services import DialogueRefused, dialogue_round_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Make an absolute round in which crowd workers label every answer of the models' "
+        "finished dialogues Fail / Pass / Excellent, each shown after the conversation before "
+        "it (a prompt set 'dialogue turns: NAME' holds them). Prints the round id and the crowd "
+        "link; the labels count in dialogue_report beside the authors'."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", dest="models", action="append", required=True,
+                            help="Repeatable: a model whose dialogues are labelled.")  # fmt: skip
+        parser.add_argument("--name", required=True, help="The round's name.")
+        parser.add_argument("--annotators-per-item", type=int, default=1)
+        parser.add_argument("--shared-items", type=int, default=0)
+        parser.add_argument("--completion-url", default="")
+        parser.add_argument("--project", default="default")
+
+    def handle(self, *args, **options):
+        project = Project.objects.filter(name=options["project"]).first()
+        if project is None:
+            raise CommandError(f"No project named {options['project']!r}.")
+        models = []
+        for name in dict.fromkeys(options["models"]):
+            model = LanguageModel.objects.filter(project=project, name=name).first()
+            if model is None:
+                raise CommandError(f"No model named {name!r} in project {project.name!r}.")
+            models.append(model)
+        try:
+            round_ = dialogue_round_create(
+                project=project,
+                models=models,
+                name=options["name"],
+                annotators_per_item=options["annotators_per_item"],
+                shared_items=options["shared_items"],
+                completion_url=options["completion_url"],
+            )
+        except DialogueRefused as problem:
+            raise CommandError(str(problem)) from problem
+        self.stdout.write(f"Round {round_.pk}: {round_.name} ({round_.items.count()} answers)")
+        self.stdout.write(f"Crowd link: {crowd_link(round_)}")
