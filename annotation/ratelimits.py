@@ -35,13 +35,16 @@ class Limited:
     retry_after: int
 
 
-def crowd_start_limited(request: HttpRequest, round_id: int) -> Limited | None:
-    """Count a crowd session start; None while under the per-address and per-round limits."""
+def crowd_start_limited(
+    request: HttpRequest, round_id: int, *, study: str = "round"
+) -> Limited | None:
+    """Count a crowd session start; None while under the per-address and per-round limits.
+    `study` names what kind of study the id is of (a round; a dialogue study)."""
     if not settings.CROWD_RATE_LIMITS:
         return None
     return _hit(
         "network", f"start-ip:{client_ip(request)}", settings.CROWD_STARTS_PER_IP_PER_HOUR, 3600
-    ) or _hit("study", f"start-round:{round_id}", settings.CROWD_STARTS_PER_ROUND_PER_MINUTE, 60)
+    ) or _hit("study", f"start-{study}:{round_id}", settings.CROWD_STARTS_PER_ROUND_PER_MINUTE, 60)
 
 
 def crowd_answer_limited(request: HttpRequest) -> Limited | None:

@@ -71,6 +71,7 @@ urlpatterns = [
     ),
     path("dialogues/report/", dialogue.DialogueReportAPI.as_view(), name="api-dialogue-report"),
     path("dialogues/rounds/", dialogue.DialogueRoundsAPI.as_view(), name="api-dialogue-rounds"),
+    path("dialogues/studies/", dialogue.DialogueStudiesAPI.as_view(), name="api-dialogue-studies"),
     path("dialogues/<int:dialogue_id>/", dialogue.DialogueAPI.as_view(), name="api-dialogue"),
     path(
         "dialogues/<int:dialogue_id>/messages/",

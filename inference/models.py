@@ -1,6 +1,6 @@
 """The machine side's models, defined with each pipeline and gathered here for Django."""
 
-from inference.dialogue.models import Dialogue, DialogueTurn
+from inference.dialogue.models import Dialogue, DialogueComparison, DialogueStudy, DialogueTurn
 from inference.experiments.models import Experiment, ExperimentArm
 from inference.generation.models import GenerationFailure, GenerationRun, GenerationTask
 from inference.judge.models import Judge, JudgeCache, JudgeCall, JudgeRun
@@ -9,6 +9,8 @@ from inference.training.models import CheckpointScore, TrainingExample, Training
 __all__ = [
     "CheckpointScore",
     "Dialogue",
+    "DialogueComparison",
+    "DialogueStudy",
     "DialogueTurn",
     "Experiment",
     "ExperimentArm",

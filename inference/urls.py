@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from inference.dialogue import crowd as dialogue_crowd
 from inference.dialogue import views as dialogue
 from inference.experiments import views as experiments
 from inference.generation import views as generation
@@ -71,6 +72,13 @@ urlpatterns = [
     path("inference/dialogues/<int:dialogue_id>/", dialogue.dialogue, name="dialogue"),
     path("inference/dialogues/report/", dialogue.dialogue_report_page, name="dialogue-report"),
     path("inference/dialogues/compare/", dialogue.dialogue_compare_page, name="dialogue-compare"),
+    # A dialogue study's crowd pages: no account, the study's and the dialogue's tokens.
+    path("talk/<str:study_token>/", dialogue_crowd.study_landing, name="dialogue-study"),
+    path(
+        "talk/<str:study_token>/<str:dialogue_token>/",
+        dialogue_crowd.study_talk,
+        name="dialogue-study-talk",
+    ),
     path(
         "inference/dialogues/report/<int:project_id>/comparisons.png",
         dialogue.dialogue_comparison_figure,

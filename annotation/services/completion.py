@@ -55,4 +55,9 @@ def session_complete(*, session: WorkerSession) -> str | None:
 
 def completion_redirect(round_: Round, code: str) -> str:
     """The study's completion URL for this worker, or "" when the round has none."""
-    return round_.completion_url.replace("{code}", quote(code, safe=""))
+    return completion_url_with_code(round_.completion_url, code)
+
+
+def completion_url_with_code(url: str, code: str) -> str:
+    """A completion URL with {code} in it replaced by the worker's code ("" stays "")."""
+    return url.replace("{code}", quote(code, safe=""))

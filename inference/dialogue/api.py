@@ -25,7 +25,7 @@ from annotation.models import LanguageModel, Project
 from annotation.selectors import projects_for_user
 from annotation.validators import MAX_NAME_LENGTH
 from inference.dialogue.imports import dialogues_import
-from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
+from inference.dialogue.models import Dialogue, DialogueComparison, DialogueStudy, DialogueTurn
 from inference.dialogue.selectors import (
     author_of,
     comparison_report,
@@ -33,6 +33,8 @@ from inference.dialogue.selectors import (
     dialogue_pairs,
     dialogue_report,
     dialogues_for_user,
+    studies_for_user,
+    study_link,
 )
 from inference.dialogue.services import (
     MAX_MESSAGE_CHARACTERS,
@@ -43,6 +45,7 @@ from inference.dialogue.services import (
     dialogue_round_create,
     dialogue_say,
     dialogue_start,
+    study_create,
 )
 
 
@@ -95,6 +98,12 @@ class LabelSerializer(serializers.Serializer):
     rating = serializers.ChoiceField(choices=["fail", "pass", "excellent"])
 
 
+def _models_named(project: Project, names: list[str]) -> list[LanguageModel]:
+    return [
+        named_in_project(LanguageModel, project, name, "models") for name in dict.fromkeys(names)
+    ]
+
+
 def _refused(problem: Exception) -> serializers.ValidationError:
     return serializers.ValidationError({"detail": str(problem)})
 
@@ -144,7 +153,7 @@ class DialogueMessageAPI(APIView):
         params.is_valid(raise_exception=True)
         try:
             dialogue_say(
-                dialogue=found, text=params.validated_data["text"], user=request_user(request)
+                dialogue=found, text=params.validated_data["text"], by=request_user(request)
             )
         except DialogueRefused as problem:
             raise _refused(problem) from None
@@ -160,7 +169,7 @@ class DialogueFinishAPI(APIView):
     def post(self, request: Request, dialogue_id: int) -> Response:
         found = get_object_or_404(dialogues_for_user(request_user(request)), pk=dialogue_id)
         try:
-            found = dialogue_finish(dialogue=found, user=request_user(request))
+            found = dialogue_finish(dialogue=found, by=request_user(request))
         except DialogueRefused as problem:
             raise _refused(problem) from None
         return Response(DialogueSerializer(found, context={"request": request}).data)
@@ -180,7 +189,7 @@ class DialogueLabelAPI(APIView):
                 dialogue=found,
                 number=data["number"],
                 label=data["rating"],
-                user=request_user(request),
+                by=request_user(request),
             )
         except DialogueRefused as problem:
             raise _refused(problem) from None
@@ -322,7 +331,7 @@ class DialogueComparisonsAPI(APIView):
         side = {"first": "left", "second": "right", "neither": "neither"}[data["choice"]]
         try:
             comparison = dialogue_compare(
-                left=first, right=second, choice=side, user=request_user(request)
+                left=first, right=second, choice=side, by=request_user(request)
             )
         except DialogueRefused as problem:
             raise _refused(problem) from None
@@ -412,10 +421,7 @@ class DialogueRoundsAPI(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         project = member_project(request, data["project"])
-        models = [
-            named_in_project(LanguageModel, project, name, "models")
-            for name in dict.fromkeys(data["models"])
-        ]
+        models = _models_named(project, data["models"])
         try:
             round_ = dialogue_round_create(
                 project=project,
@@ -429,3 +435,64 @@ class DialogueRoundsAPI(APIView):
             raise _refused(problem) from None
         body = {"round": round_.pk, "items": round_.items.count(), "crowd_link": crowd_link(round_)}
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class StudyInputSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    models = serializers.ListField(
+        child=serializers.CharField(), min_length=1, help_text="Models with a generation backend."
+    )
+    name = serializers.CharField(max_length=150)
+    turns = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    max_workers = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+    completion_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+
+class StudySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField(source="project.name")
+    name = serializers.CharField()
+    models = serializers.SerializerMethodField()
+    turns = serializers.IntegerField()
+    max_workers = serializers.IntegerField(allow_null=True)
+    workers = serializers.SerializerMethodField(help_text="Workers who have a dialogue so far.")
+    link = serializers.SerializerMethodField(help_text="The link crowd workers open.")
+
+    def get_models(self, study: DialogueStudy) -> list[str]:
+        return [model.name for model in study.language_models.all()]
+
+    def get_workers(self, study: DialogueStudy) -> int:
+        return study.dialogues.count()
+
+    def get_link(self, study: DialogueStudy) -> str:
+        return study_link(study)
+
+
+class DialogueStudiesAPI(APIView):
+    """Dialogue studies: crowd workers talk to the models live through the study's link."""
+
+    @extend_schema(responses=StudySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        found = studies_for_user(request_user(request))[:100]
+        return Response(StudySerializer(found, many=True).data)
+
+    @extend_schema(request=StudyInputSerializer, responses={201: StudySerializer})
+    def post(self, request: Request) -> Response:
+        params = StudyInputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        project = member_project(request, data["project"])
+        models = _models_named(project, data["models"])
+        try:
+            study = study_create(
+                project=project,
+                models=models,
+                name=data["name"],
+                user=request_user(request),
+                turns=data.get("turns", 5),
+                max_workers=data.get("max_workers"),
+                completion_url=data.get("completion_url", ""),
+            )
+        except DialogueRefused as problem:
+            raise _refused(problem) from None
+        return Response(StudySerializer(study).data, status=status.HTTP_201_CREATED)

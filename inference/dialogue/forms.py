@@ -105,7 +105,17 @@ class CompareForm(forms.Form):
         )
 
 
-class CrowdRoundForm(forms.Form):
+class _ModelsOfOneProject(forms.Form):
+    """A form whose `models` must all belong to one project."""
+
+    def clean_models(self) -> list[LanguageModel]:
+        chosen = list(self.cleaned_data["models"])
+        if len({model.project_id for model in chosen}) > 1:
+            raise forms.ValidationError("Choose models of one project.")
+        return chosen
+
+
+class CrowdRoundForm(_ModelsOfOneProject):
     """An absolute round over the chosen models' finished dialogues, one item per answer."""
 
     prefix = "crowd"
@@ -130,8 +140,32 @@ class CrowdRoundForm(forms.Form):
             .order_by("project__name", "name")
         )
 
-    def clean_models(self) -> list[LanguageModel]:
-        chosen = list(self.cleaned_data["models"])
-        if len({model.project_id for model in chosen}) > 1:
-            raise forms.ValidationError("Choose models of one project.")
-        return chosen
+
+class StudyForm(_ModelsOfOneProject):
+    """Crowd workers talk to these models live, through the study's link."""
+
+    prefix = "study"
+    models = forms.ModelMultipleChoiceField(
+        queryset=LanguageModel.objects.none(),
+        help_text="Each worker talks to one of them (the one with the fewest dialogues so far).",
+    )
+    name = forms.CharField(max_length=150)
+    turns = forms.IntegerField(min_value=1, max_value=50, initial=5, label="Answers per dialogue")
+    max_workers = forms.IntegerField(
+        min_value=1, required=False, help_text="At most this many workers; empty: no cap."
+    )
+    completion_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Where a worker who finished is sent; {code} is replaced by their code.",
+    )
+
+    def __init__(self, *args: Any, projects: QuerySet[Project], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choice_field(self, "models").queryset = (
+            LanguageModel.objects.filter(project__in=projects)
+            .exclude(backend=LanguageModel.Backend.IMPORTED)
+            .select_related("project")
+            .order_by("project__name", "name")
+        )

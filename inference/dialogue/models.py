@@ -4,11 +4,53 @@ labeller's ratings of the dialogue's turns (annotation.Rating, question "dialogu
 assistant turn and labeller). Two models' dialogues that open with the same message can be
 compared as wholes (DialogueComparison)."""
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from annotation.models import Annotator, LanguageModel, Project
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class DialogueStudy(models.Model):
+    """Crowd workers talk to the study's models live: each opens the study's link with their
+    worker id, is given a dialogue with one of the models (the one with the fewest dialogues so
+    far, never named), writes and labels each answer, and gets a completion code."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dialogue_studies")
+    name = models.CharField(max_length=150)
+    language_models = models.ManyToManyField(LanguageModel, related_name="dialogue_studies")
+    turns = models.PositiveSmallIntegerField(
+        default=5, help_text="How many answers of the model each worker's dialogue has."
+    )
+    token = models.CharField(max_length=40, unique=True, default=new_token)
+    completion_secret = models.CharField(max_length=64, default=new_token)
+    completion_url = models.URLField(max_length=500, blank=True)
+    max_workers = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many workers' dialogues; none: no cap."
+    )
+    is_open = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="dialogue_study_unique_name"),
+            models.CheckConstraint(
+                condition=Q(turns__gte=1, turns__lte=50), name="dialogue_study_turns_1_to_50"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Dialogue(models.Model):
@@ -28,6 +70,11 @@ class Dialogue(models.Model):
     annotator = models.ForeignKey(
         Annotator, null=True, blank=True, on_delete=models.PROTECT, related_name="dialogues"
     )
+    # A crowd worker's dialogue in a study, reached through its own token (the worker's link).
+    study = models.ForeignKey(
+        DialogueStudy, null=True, blank=True, on_delete=models.PROTECT, related_name="dialogues"
+    )
+    token = models.CharField(max_length=40, null=True, blank=True, unique=True)
     # A system message the conversation starts with (imported chat files may have one).
     system = models.TextField(blank=True)
     # Where an imported conversation came from: file and line, and the file's own "source".
@@ -63,6 +110,12 @@ class Dialogue(models.Model):
                 fields=["project", "model", "fingerprint"],
                 condition=Q(origin="imported"),
                 name="dialogue_imported_once",
+            ),
+            # A worker has one dialogue in a study (re-opening the link resumes it).
+            models.UniqueConstraint(
+                fields=["study", "annotator"],
+                condition=Q(study__isnull=False),
+                name="dialogue_once_per_study_worker",
             ),
         ]
 

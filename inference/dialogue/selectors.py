@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Count, QuerySet
+from django.urls import reverse
 
 from annotation.models import Annotator, LanguageModel, Rating, Response
 from annotation.reports.ratings import RatingTable, rating_rows, rating_tables
 from annotation.reports.stats import DEFAULT_RESAMPLES, Outcome, bootstrap_ratio, rng_for
 from annotation.selectors import Viewer, visible_to
-from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
+from inference.dialogue.models import Dialogue, DialogueComparison, DialogueStudy, DialogueTurn
 
 SCALE = Rating.Scale.FAIL_PASS_EXCELLENT
 QUESTION_PREFIX = "dialogue-"
@@ -22,6 +24,20 @@ QUESTION_PREFIX = "dialogue-"
 
 def dialogues_for_user(user: Viewer) -> QuerySet[Dialogue]:
     return visible_to(user, Dialogue.objects.all()).select_related("project", "model", "annotator")
+
+
+def study_link(study: DialogueStudy) -> str:
+    """The link crowd workers open (PUBLIC_BASE_URL, as for a round's crowd link)."""
+    return settings.PUBLIC_BASE_URL + reverse("dialogue-study", args=[study.token])
+
+
+def studies_for_user(user: Viewer) -> QuerySet[DialogueStudy]:
+    return (
+        visible_to(user, DialogueStudy.objects.all())
+        .select_related("project")
+        .prefetch_related("language_models")
+        .annotate(workers=Count("dialogues"))
+    )
 
 
 def author_of(dialogue: Dialogue, user: Viewer) -> Annotator | None:

@@ -7,12 +7,16 @@ turns: whoever labels (the person who spoke, or any author of the project for an
 conversation) has their own label of each answer.
 """
 
+import base64
+import hashlib
+import hmac
 import random
 from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from annotation.models import (
@@ -29,7 +33,13 @@ from annotation.services.ratings import RatingInvalid, rating_value
 from annotation.services.rounds import RoundInvalid, round_create
 from annotation.validators import MAX_TEXT_LENGTH
 from inference.backends.base import QUEUES, BackendConfigError, SamplingSettings
-from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
+from inference.dialogue.models import (
+    Dialogue,
+    DialogueComparison,
+    DialogueStudy,
+    DialogueTurn,
+    new_token,
+)
 from inference.dialogue.selectors import opening
 from inference.dialogue.tasks import dialogue_reply
 from inference.runs import enqueue, new_task_id
@@ -96,10 +106,19 @@ def author(project: Project, user: User | AnonymousUser) -> Annotator:
     return annotator
 
 
-def _speaker_check(dialogue: Dialogue, user: User | AnonymousUser) -> None:
+# Who acts: a signed-in author (the research pages, the API), or a crowd worker's annotator
+# (reached through their own dialogue's link).
+Acting = User | AnonymousUser | Annotator
+
+
+def acting(project: Project, by: Acting) -> Annotator:
+    return by if isinstance(by, Annotator) else author(project, by)
+
+
+def _speaker_check(dialogue: Dialogue, by: Acting) -> None:
     if not dialogue.is_live:
         raise DialogueRefused("An imported conversation is labelled, not continued.")
-    if dialogue.annotator_id != author(dialogue.project, user).pk:
+    if dialogue.annotator_id != acting(dialogue.project, by).pk:
         assert dialogue.annotator is not None  # A live dialogue has its speaker.
         raise DialogueRefused(
             f"Only {dialogue.annotator.name}, who started this dialogue, speaks in it."
@@ -107,7 +126,7 @@ def _speaker_check(dialogue: Dialogue, user: User | AnonymousUser) -> None:
 
 
 @transaction.atomic
-def dialogue_say(*, dialogue: Dialogue, text: str, user: User | AnonymousUser) -> DialogueTurn:
+def dialogue_say(*, dialogue: Dialogue, text: str, by: Acting) -> DialogueTurn:
     """The person's next message, and the model's answer to it queued; returns the answer's
     (pending) turn."""
     dialogue = (
@@ -115,7 +134,7 @@ def dialogue_say(*, dialogue: Dialogue, text: str, user: User | AnonymousUser) -
         .select_related("model", "project", "annotator")
         .get(pk=dialogue.pk)
     )
-    _speaker_check(dialogue, user)
+    _speaker_check(dialogue, by)
     if dialogue.status == Dialogue.Status.REPLYING:
         raise DialogueRefused("The model is still answering your last message.")
     answers = dialogue.turns.filter(role=DialogueTurn.Role.ASSISTANT).count()
@@ -152,7 +171,7 @@ def _queue(answer: DialogueTurn, model: LanguageModel) -> None:
 
 
 @transaction.atomic
-def dialogue_finish(*, dialogue: Dialogue, user: User | AnonymousUser) -> Dialogue:
+def dialogue_finish(*, dialogue: Dialogue, by: Acting) -> Dialogue:
     """End a live dialogue before its planned number of answers (it then counts as finished,
     for comparisons too)."""
     dialogue = (
@@ -160,7 +179,7 @@ def dialogue_finish(*, dialogue: Dialogue, user: User | AnonymousUser) -> Dialog
         .select_related("project", "annotator")
         .get(pk=dialogue.pk)
     )
-    _speaker_check(dialogue, user)
+    _speaker_check(dialogue, by)
     if dialogue.status == Dialogue.Status.DONE:
         return dialogue
     if dialogue.status == Dialogue.Status.REPLYING:
@@ -179,14 +198,14 @@ def dialogue_finish(*, dialogue: Dialogue, user: User | AnonymousUser) -> Dialog
 
 
 @transaction.atomic
-def dialogue_retry(*, dialogue: Dialogue, user: User | AnonymousUser) -> DialogueTurn:
+def dialogue_retry(*, dialogue: Dialogue, by: Acting) -> DialogueTurn:
     """Queue the model's failed answer again."""
     dialogue = (
         Dialogue.objects.select_for_update(of=("self",))
         .select_related("model", "project", "annotator")
         .get(pk=dialogue.pk)
     )
-    _speaker_check(dialogue, user)
+    _speaker_check(dialogue, by)
     failed = dialogue.turns.filter(status=DialogueTurn.Status.FAILED).last()
     if failed is None:
         raise DialogueRefused("No answer of this dialogue failed.")
@@ -199,10 +218,8 @@ def dialogue_retry(*, dialogue: Dialogue, user: User | AnonymousUser) -> Dialogu
 
 
 @transaction.atomic
-def dialogue_label(
-    *, dialogue: Dialogue, number: int, label: str, user: User | AnonymousUser
-) -> Rating:
-    """The signed-in person labels the model's `number`-th answer (from 1) Fail, Pass or
+def dialogue_label(*, dialogue: Dialogue, number: int, label: str, by: Acting) -> Rating:
+    """The person acting labels the model's `number`-th answer (from 1) Fail, Pass or
     Excellent; a new label of the same answer by the same person replaces the old one."""
     answer = dialogue.turns.filter(
         role=DialogueTurn.Role.ASSISTANT, index=2 * number - 1, status=DialogueTurn.Status.DONE
@@ -214,7 +231,7 @@ def dialogue_label(
     except RatingInvalid as invalid:
         raise DialogueRefused(f"Label: {invalid}.") from None
     rating, _ = Rating.objects.update_or_create(
-        annotator=author(dialogue.project, user),
+        annotator=acting(dialogue.project, by),
         model=dialogue.model,
         response=None,
         question=dialogue.question,
@@ -235,7 +252,7 @@ def dialogue_compare(
     left: Dialogue,
     right: Dialogue,
     choice: str,
-    user: User | AnonymousUser,
+    by: Acting,
     seconds_spent: float | None = None,
 ) -> DialogueComparison:
     """The signed-in person's verdict on two models' dialogues shown side by side: `left`,
@@ -259,7 +276,7 @@ def dialogue_compare(
         Choice.NEITHER if chosen is None else Choice.FIRST if chosen == first else Choice.SECOND
     )
     comparison, _ = DialogueComparison.objects.update_or_create(
-        annotator=author(left.project, user),
+        annotator=acting(left.project, by),
         first=first,
         second=second,
         defaults={
@@ -378,3 +395,109 @@ def transcript(system: str, turns: Sequence[DialogueTurn]) -> str:
     parts = [f"**System message**\n\n{system}"] if system else []
     parts += [f"**{SPEAKERS[DialogueTurn.Role(turn.role)]}**\n\n{turn.text}" for turn in turns]
     return "\n\n".join(parts)
+
+
+@transaction.atomic
+def study_create(
+    *,
+    project: Project,
+    models: Sequence[LanguageModel],
+    name: str,
+    user: User | AnonymousUser | None,
+    turns: int = 5,
+    completion_url: str = "",
+    max_workers: int | None = None,
+) -> DialogueStudy:
+    """A study in which crowd workers talk to the models live, through the study's link."""
+    models = list(dict.fromkeys(models))
+    problems = []
+    if not models:
+        problems.append("Choose at least one model to talk to.")
+    for model in models:
+        if model.project_id != project.pk:
+            problems.append(f"Model {model.name!r} belongs to another project.")
+        if model.backend == LanguageModel.Backend.IMPORTED:
+            problems.append(f"Model {model.name!r} has imported answers only: it cannot talk.")
+    name = name.strip()
+    if not name:
+        problems.append("Name the study.")
+    elif DialogueStudy.objects.filter(project=project, name=name).exists():
+        problems.append(f"The project already has a dialogue study named {name!r}.")
+    if not 1 <= turns <= 50:
+        problems.append("A dialogue has from 1 to 50 answers of the model.")
+    if max_workers is not None and max_workers < 1:
+        problems.append("The cap on workers must be at least 1 (or none).")
+    if completion_url and not completion_url.startswith(("https://", "http://")):
+        problems.append("The completion URL must start with https:// or http://.")
+    if problems:
+        raise DialogueRefused(" ".join(problems))
+    study = DialogueStudy.objects.create(
+        project=project,
+        name=name,
+        turns=turns,
+        completion_url=completion_url,
+        max_workers=max_workers,
+        created_by=user if isinstance(user, User) else None,
+    )
+    study.language_models.set(models)
+    return study
+
+
+WORKER_ID_MAX = 200
+
+
+@transaction.atomic
+def study_join(*, study: DialogueStudy, worker_id: str) -> Dialogue:
+    """The crowd worker's dialogue in the study: the one they started (opening the link again
+    resumes it), or a new one with the model that has the fewest dialogues in the study."""
+    worker_id = worker_id.strip()
+    if not worker_id or len(worker_id) > WORKER_ID_MAX or not worker_id.isprintable():
+        raise DialogueRefused(f"Give your worker id (at most {WORKER_ID_MAX} characters).")
+    study = DialogueStudy.objects.select_for_update().get(pk=study.pk)
+    annotator, _ = Annotator.objects.get_or_create(
+        project_id=study.project_id, kind=Annotator.Kind.CROWD, name=worker_id
+    )
+    mine = Dialogue.objects.filter(study=study, annotator=annotator).first()
+    if mine is not None:
+        return mine
+    if not study.is_open:
+        raise DialogueRefused("This study is closed.")
+    if study.max_workers is not None and study.dialogues.count() >= study.max_workers:
+        raise DialogueRefused("This study has all the workers it needs: thank you.")
+    models = list(study.language_models.order_by("pk"))
+    if not models:
+        raise DialogueRefused("This study has no model to talk to.")
+    held = dict(
+        study.dialogues.values("model_id")
+        .annotate(count=Count("pk"))
+        .values_list("model_id", "count")
+    )
+    model = min(models, key=lambda m: (held.get(m.pk, 0), m.pk))
+    return Dialogue.objects.create(
+        project_id=study.project_id,
+        model=model,
+        annotator=annotator,
+        study=study,
+        token=new_token(),
+        turns_planned=study.turns,
+        seed=random.SystemRandom().randrange(2**31),
+    )
+
+
+def study_completion_code(dialogue: Dialogue) -> str | None:
+    """The worker's code once their dialogue is finished and every answer labelled: an HMAC of
+    their id under the study's secret, so the researcher can check any code handed in."""
+    study = dialogue.study
+    if study is None or dialogue.status != Dialogue.Status.DONE or dialogue.annotator is None:
+        return None
+    answers = dialogue.turns.filter(
+        role=DialogueTurn.Role.ASSISTANT, status=DialogueTurn.Status.DONE
+    ).count()
+    labelled = Rating.objects.filter(
+        annotator=dialogue.annotator, question=dialogue.question, scale=SCALE
+    ).count()
+    if labelled < answers:
+        return None
+    message = f"dialogue-study-{study.pk}:{dialogue.annotator.name}".encode()
+    digest = hmac.new(study.completion_secret.encode(), message, hashlib.sha256).digest()
+    return base64.b32encode(digest).decode()[:10]

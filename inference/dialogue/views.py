@@ -4,6 +4,7 @@ project's labels and comparisons."""
 
 import time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, QueryDict
@@ -23,6 +24,7 @@ from inference.dialogue.forms import (
     ImportForm,
     MessageForm,
     StartForm,
+    StudyForm,
 )
 from inference.dialogue.imports import dialogues_import
 from inference.dialogue.models import Dialogue, DialogueComparison, DialogueTurn
@@ -34,6 +36,7 @@ from inference.dialogue.selectors import (
     dialogue_pairs,
     dialogue_report,
     dialogues_for_user,
+    studies_for_user,
 )
 from inference.dialogue.services import (
     DialogueRefused,
@@ -44,6 +47,7 @@ from inference.dialogue.services import (
     dialogue_round_create,
     dialogue_say,
     dialogue_start,
+    study_create,
 )
 from inference.runs import QueueUnavailable
 
@@ -94,6 +98,24 @@ def dialogues(request: ResearcherRequest) -> HttpResponse:
                 f"answers to label ({summary.skipped} already there).",
             )
             return redirect("dialogues")
+    study_form = StudyForm(request.POST if action == "study" else None, projects=projects)
+    if action == "study" and study_form.is_valid():
+        data = study_form.cleaned_data
+        try:
+            study_create(
+                project=data["models"][0].project,
+                models=data["models"],
+                name=data["name"],
+                user=request.user,
+                turns=data["turns"],
+                completion_url=data["completion_url"],
+                max_workers=data["max_workers"],
+            )
+        except DialogueRefused as problem:
+            study_form.add_error(None, str(problem))
+        else:
+            messages.success(request, f"Dialogue study {data['name']!r} made: send its link.")
+            return redirect("dialogues")
     if action == "start" and form.is_valid():
         model = form.cleaned_data["model"]
         try:
@@ -113,6 +135,9 @@ def dialogues(request: ResearcherRequest) -> HttpResponse:
         "form": form,
         "import_form": import_form,
         "round_form": round_form,
+        "study_form": study_form,
+        "studies": studies_for_user(request.user)[:50],
+        "study_base_url": settings.PUBLIC_BASE_URL,
     }
     return render(request, "inference/dialogues.html", context)
 
@@ -164,7 +189,7 @@ def dialogue(request: ResearcherRequest, dialogue_id: int) -> HttpResponse:
             if action == "say":
                 form = MessageForm(request.POST)
                 if form.is_valid():
-                    dialogue_say(dialogue=found, text=form.cleaned_data["text"], user=request.user)
+                    dialogue_say(dialogue=found, text=form.cleaned_data["text"], by=request.user)
                     form = None
             elif action == "label":
                 number = request.POST.get("number", "")
@@ -172,12 +197,12 @@ def dialogue(request: ResearcherRequest, dialogue_id: int) -> HttpResponse:
                     dialogue=found,
                     number=int(number) if number.isdigit() else 0,
                     label=request.POST.get("label", ""),
-                    user=request.user,
+                    by=request.user,
                 )
             elif action == "retry":
-                dialogue_retry(dialogue=found, user=request.user)
+                dialogue_retry(dialogue=found, by=request.user)
             elif action == "finish":
-                dialogue_finish(dialogue=found, user=request.user)
+                dialogue_finish(dialogue=found, by=request.user)
         except (DialogueRefused, QueueUnavailable) as problem:
             messages.error(request, str(problem))
         if form is None and not request.htmx:
@@ -276,7 +301,7 @@ def dialogue_compare_page(request: ResearcherRequest) -> HttpResponse:
                 left=sides[shown[0]],
                 right=sides[shown[1]],
                 choice=request.POST.get("choice", ""),
-                user=request.user,
+                by=request.user,
                 seconds_spent=seconds if seconds is not None and 0 <= seconds < 86_400 else None,
             )
         except DialogueRefused as problem:

@@ -103,3 +103,12 @@ def screen_page_errors(screen_page) -> list[str]:
     errors: list[str] = []
     screen_page.on("pageerror", lambda error: errors.append(str(error)))
     return errors
+
+
+@pytest.fixture(scope="session")
+def chat_model(tmp_path_factory):
+    """A tiny chat model with an end-of-turn token, for the pages where a model answers live."""
+    pytest.importorskip("transformers", reason="the train extra (transformers) is not installed")
+    from tests.support.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-chat"))

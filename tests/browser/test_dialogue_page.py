@@ -7,19 +7,12 @@ import pytest
 from annotation.models import LanguageModel, Rating
 from tests.browser.test_crowd_layout import Screen
 from tests.factories import make_project, make_user
-from tests.support.tiny_model import build_tiny_model
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct-horse-battery-7"
-
-
-@pytest.fixture(scope="module")
-def chat_model(tmp_path_factory):
-    pytest.importorskip("transformers", reason="the train extra (transformers) is not installed")
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-chat"))
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.links import crowd_link
-from annotation.models import LanguageModel, Project
 from inference.dialogue.services import DialogueRefused, dialogue_round_create
+from inference.management.commands._lookup import models_named, project_named
 
 
 class Command(BaseCommand):
@@ -23,15 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="default")
 
     def handle(self, *args, **options):
-        project = Project.objects.filter(name=options["project"]).first()
-        if project is None:
-            raise CommandError(f"No project named {options['project']!r}.")
-        models = []
-        for name in dict.fromkeys(options["models"]):
-            model = LanguageModel.objects.filter(project=project, name=name).first()
-            if model is None:
-                raise CommandError(f"No model named {name!r} in project {project.name!r}.")
-            models.append(model)
+        project = project_named(options["project"])
+        models = models_named(project, options["models"])
         try:
             round_ = dialogue_round_create(
                 project=project,

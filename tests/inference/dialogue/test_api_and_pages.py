@@ -82,9 +82,9 @@ def test_the_command_prints_the_dialogue_report(talker, user, django_capture_on_
     dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
     for number, label in ((1, "fail"), (2, "excellent")):
         with django_capture_on_commit_callbacks(execute=False):
-            answer = dialogue_say(dialogue=dialogue, text=f"message {number}", user=user)
+            answer = dialogue_say(dialogue=dialogue, text=f"message {number}", by=user)
         dialogue_reply_execute(turn_id=answer.pk)
-        dialogue_label(dialogue=dialogue, number=number, label=label, user=user)
+        dialogue_label(dialogue=dialogue, number=number, label=label, by=user)
     out = io.StringIO()
     call_command("dialogue_report", "--project", "dialogue lab", stdout=out)
     assert "tiny-chat" in out.getvalue() and "1 of 2" in out.getvalue()

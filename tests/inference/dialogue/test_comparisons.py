@@ -96,19 +96,19 @@ def test_verdicts_are_counted_for_the_model_first_in_name_order(study, user):
     }
     # The tuned model's dialogue shown on the right and chosen; then shown on the left, neither.
     dialogue_compare(
-        left=other[first_pair.key], right=tuned[first_pair.key], choice="right", user=user
+        left=other[first_pair.key], right=tuned[first_pair.key], choice="right", by=user
     )
     dialogue_compare(
-        left=tuned[second_pair.key], right=other[second_pair.key], choice="neither", user=user
+        left=tuned[second_pair.key], right=other[second_pair.key], choice="neither", by=user
     )
     colleague = make_user("colleague")
     study["project"].members.add(colleague)
     dialogue_compare(
-        left=tuned[first_pair.key], right=other[first_pair.key], choice="right", user=colleague
+        left=tuned[first_pair.key], right=other[first_pair.key], choice="right", by=colleague
     )
     # A second verdict by the same person replaces the first.
     again = dialogue_compare(
-        left=tuned[first_pair.key], right=other[first_pair.key], choice="left", user=user
+        left=tuned[first_pair.key], right=other[first_pair.key], choice="left", by=user
     )
     assert again.first_on_left == (again.first == tuned[first_pair.key])
     assert DialogueComparison.objects.count() == 3
@@ -124,24 +124,24 @@ def test_what_is_not_a_pair_is_refused(study, user, talker, django_capture_on_co
     tuned = Dialogue.objects.filter(model=study["tuned"]).order_by("pk")
     zero = Dialogue.objects.filter(model=study["zero-shot"]).order_by("pk")
     with pytest.raises(DialogueRefused, match="same model"):
-        dialogue_compare(left=tuned[0], right=tuned[2], choice="left", user=user)
+        dialogue_compare(left=tuned[0], right=tuned[2], choice="left", by=user)
     with pytest.raises(DialogueRefused, match="open with different messages"):
-        dialogue_compare(left=tuned[0], right=zero[1], choice="left", user=user)
+        dialogue_compare(left=tuned[0], right=zero[1], choice="left", by=user)
     with pytest.raises(DialogueRefused, match="left, right or neither"):
-        dialogue_compare(left=tuned[0], right=zero[0], choice="A", user=user)
+        dialogue_compare(left=tuned[0], right=zero[0], choice="A", by=user)
     live = dialogue_start(project=talker["project"], model=talker["model"], user=user, turns=3)
     with pytest.raises(DialogueRefused, match=r"different projects.*must be finished"):
-        dialogue_compare(left=tuned[0], right=live, choice="left", user=user)
+        dialogue_compare(left=tuned[0], right=live, choice="left", by=user)
     with pytest.raises(DialogueRefused, match="nothing to finish"):
-        dialogue_finish(dialogue=live, user=user)
+        dialogue_finish(dialogue=live, by=user)
     with django_capture_on_commit_callbacks(execute=False):
-        answer = dialogue_say(dialogue=live, text=OPENINGS[0], user=user)
+        answer = dialogue_say(dialogue=live, text=OPENINGS[0], by=user)
     dialogue_reply_execute(turn_id=answer.pk)
     stranger = make_user("stranger")
     talker["project"].members.add(stranger)
     with pytest.raises(DialogueRefused, match="who started this dialogue"):
-        dialogue_finish(dialogue=live, user=stranger)
-    finished = dialogue_finish(dialogue=live, user=user)
+        dialogue_finish(dialogue=live, by=stranger)
+    finished = dialogue_finish(dialogue=live, by=user)
     assert (finished.status, finished.turns.count()) == ("done", 2)
     assert not DialogueComparison.objects.exists()
 

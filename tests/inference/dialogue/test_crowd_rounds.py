@@ -104,7 +104,7 @@ def test_crowd_workers_label_the_turns_blinded_and_the_report_counts_them(client
     assert Rating.objects.filter(item__round=round_).count() == 4
 
     dialogue = study["secret-model-a"].dialogues.get(turns_planned=2)
-    dialogue_label(dialogue=dialogue, number=1, label="excellent", user=user)
+    dialogue_label(dialogue=dialogue, number=1, label="excellent", by=user)
     rows, _ = dialogue_report(study["project"].pk)
     by_model = {row.model: row for row in rows}
     crowd_a = by_model["secret-model-a (crowd)"]

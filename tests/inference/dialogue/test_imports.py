@@ -154,9 +154,9 @@ def test_any_author_labels_an_imported_conversation_which_is_not_continued(proje
     dialogue = Dialogue.objects.get()
     colleague = make_user("colleague")
     project.members.add(colleague)
-    dialogue_label(dialogue=dialogue, number=1, label="pass", user=user)
-    dialogue_label(dialogue=dialogue, number=2, label="excellent", user=user)
-    dialogue_label(dialogue=dialogue, number=2, label="fail", user=colleague)
+    dialogue_label(dialogue=dialogue, number=1, label="pass", by=user)
+    dialogue_label(dialogue=dialogue, number=2, label="excellent", by=user)
+    dialogue_label(dialogue=dialogue, number=2, label="fail", by=colleague)
     mine = Annotator.objects.get(name=user.username)
     theirs = Annotator.objects.get(name="colleague")
     assert dialogue_labels(dialogue, mine) == {1: "pass", 2: "excellent"}
@@ -165,9 +165,9 @@ def test_any_author_labels_an_imported_conversation_which_is_not_continued(proje
     assert (row.dialogues, row.answers, row.fails) == (1, 3, 1)
     assert row.by_turn == {1: (1, 0), 2: (2, 1)}
     with pytest.raises(DialogueRefused, match="labelled, not continued"):
-        dialogue_say(dialogue=dialogue, text="more", user=user)
+        dialogue_say(dialogue=dialogue, text="more", by=user)
     with pytest.raises(DialogueRefused, match="labelled, not continued"):
-        dialogue_finish(dialogue=dialogue, user=user)
+        dialogue_finish(dialogue=dialogue, by=user)
     assert DialogueTurn.objects.count() == 4
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def say(dialogue: Dialogue, text: str, django_capture_on_commit_callbacks) -> DialogueTurn:
     # The answer's task is sent on commit; here it runs in this process instead.
     with django_capture_on_commit_callbacks(execute=False):
-        answer = dialogue_say(dialogue=dialogue, text=text, user=dialogue.created_by)
+        answer = dialogue_say(dialogue=dialogue, text=text, by=dialogue.created_by)
     assert dialogue_reply_execute(turn_id=answer.pk) == "answered"
     answer.refresh_from_db()
     return answer
@@ -43,11 +43,11 @@ def test_a_person_talks_to_a_model_and_labels_each_answer(
     dialogue.refresh_from_db()
     assert dialogue.status == Dialogue.Status.DONE and dialogue.finished_at is not None
     with pytest.raises(DialogueRefused, match="had its 2 turns"):
-        dialogue_say(dialogue=dialogue, text="one more", user=user)
+        dialogue_say(dialogue=dialogue, text="one more", by=user)
 
-    dialogue_label(dialogue=dialogue, number=1, label="Excellent", user=user)
-    dialogue_label(dialogue=dialogue, number=2, label="pass", user=user)
-    dialogue_label(dialogue=dialogue, number=2, label="fail", user=user)  # changed their mind
+    dialogue_label(dialogue=dialogue, number=1, label="Excellent", by=user)
+    dialogue_label(dialogue=dialogue, number=2, label="pass", by=user)
+    dialogue_label(dialogue=dialogue, number=2, label="fail", by=user)  # changed their mind
     assert dialogue_labels(dialogue, dialogue.annotator) == {1: "excellent", 2: "fail"}
     stored = Rating.objects.get(turn=2)
     assert (stored.question, stored.annotator.kind, stored.model_id) == (
@@ -56,9 +56,9 @@ def test_a_person_talks_to_a_model_and_labels_each_answer(
         talker["model"].pk,
     )
     with pytest.raises(DialogueRefused, match="no answer 3"):
-        dialogue_label(dialogue=dialogue, number=3, label="pass", user=user)
+        dialogue_label(dialogue=dialogue, number=3, label="pass", by=user)
     with pytest.raises(DialogueRefused, match="expected one of fail, pass, excellent"):
-        dialogue_label(dialogue=dialogue, number=1, label="great", user=user)
+        dialogue_label(dialogue=dialogue, number=1, label="great", by=user)
 
     rows, tables = dialogue_report(talker["project"].pk)
     (row,) = rows
@@ -104,14 +104,14 @@ def test_a_failed_answer_is_shown_and_tried_again(talker, user, django_capture_o
     model.save()
     dialogue = dialogue_start(project=talker["project"], model=model, user=user)
     with django_capture_on_commit_callbacks(execute=False):
-        answer = dialogue_say(dialogue=dialogue, text="hello", user=user)
+        answer = dialogue_say(dialogue=dialogue, text="hello", by=user)
     assert dialogue_reply_execute(turn_id=answer.pk).startswith("failed")
     answer.refresh_from_db()
     assert answer.status == DialogueTurn.Status.FAILED and "/no/such/checkpoint" in answer.error
     with pytest.raises(DialogueRefused, match="try it again first"):
-        dialogue_say(dialogue=dialogue, text="hello?", user=user)
+        dialogue_say(dialogue=dialogue, text="hello?", by=user)
     with django_capture_on_commit_callbacks(execute=False) as sent:
-        dialogue_retry(dialogue=dialogue, user=user)
+        dialogue_retry(dialogue=dialogue, by=user)
     assert len(sent) == 1
     # A second delivery of an answer already being made leaves it alone.
     DialogueTurn.objects.filter(pk=answer.pk).update(status=DialogueTurn.Status.DONE)
@@ -129,11 +129,11 @@ def test_it_refuses_what_cannot_be_a_dialogue(talker, user, django_capture_on_co
         assert expected in str(refused.value)
     dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
     with pytest.raises(DialogueRefused, match="Write a message first"):
-        dialogue_say(dialogue=dialogue, text="   ", user=user)
+        dialogue_say(dialogue=dialogue, text="   ", by=user)
     with django_capture_on_commit_callbacks(execute=False):
-        dialogue_say(dialogue=dialogue, text="hi", user=user)
+        dialogue_say(dialogue=dialogue, text="hi", by=user)
     with pytest.raises(DialogueRefused, match="still answering"):
-        dialogue_say(dialogue=dialogue, text="hi again", user=user)
+        dialogue_say(dialogue=dialogue, text="hi again", by=user)
     with pytest.raises(IntegrityError), transaction.atomic():
         DialogueTurn.objects.create(dialogue=dialogue, index=2, role="assistant")
 
