@@ -20,6 +20,7 @@ install: $(BIN)/python
 # Embedded defaults: SQLite under var/, a real Celery worker on kombu's filesystem transport.
 demo: install
 	PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py quickstart
+	PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py demo_dialogues
 	$(BIN)/celery -A evalplatform worker --pool solo --queues default,api --loglevel WARNING & \
 	worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
