@@ -1,6 +1,7 @@
 """The human side of an evaluation: what is compared, who compares it, and what they said."""
 
 import secrets
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import models
@@ -50,6 +51,18 @@ class PromptSet(models.Model):
         return self.name
 
 
+SPEAKERS = ("The person", "The model")
+
+
+def conversation_text(texts: Sequence[str], system: str = "") -> str:
+    """A conversation as one Markdown text, the person speaking first and the two taking turns:
+    who speaks in bold, then what they said. What annotators and judges read for a prompt with
+    earlier turns."""
+    parts = [f"**System message**\n\n{system}"] if system else []
+    parts += [f"**{SPEAKERS[index % 2]}**\n\n{text}" for index, text in enumerate(texts)]
+    return "\n\n".join(parts)
+
+
 class Prompt(models.Model):
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.CASCADE, related_name="prompts")
     external_id = models.CharField(max_length=200, help_text="The id given in the imported file.")
@@ -69,6 +82,15 @@ class Prompt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prompt_set.name}#{self.external_id}"
+
+    @property
+    def shown_text(self) -> str:
+        """What annotators see and judges read: the prompt's text, or for a multi-turn prompt
+        (the LIMA release's conversations) the whole conversation its answers reply to."""
+        later = self.extra.get("conversations") if isinstance(self.extra, dict) else None
+        if not later:
+            return self.text
+        return conversation_text([self.text, *later])
 
 
 class LanguageModel(models.Model):

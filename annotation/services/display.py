@@ -18,15 +18,20 @@ def text_shown(text_of: Prompt | Response, text_format: str) -> SafeString:
     on the row; plain text is escaped on the fly, which costs no more than reading it.
     """
     if text_format == PLAIN:
-        return render(text_of.text, PLAIN)
+        return render(_source(text_of), PLAIN)
     if text_of.html_version != RENDERER_VERSION:
-        text_of.html = render_markdown(text_of.text)
+        text_of.html = render_markdown(_source(text_of))
         text_of.html_version = RENDERER_VERSION
         type(text_of).objects.filter(pk=text_of.pk).update(
             html=text_of.html, html_version=RENDERER_VERSION
         )
     # Safe: stored only by the line above, from annotation.rendering's escaping renderer.
     return mark_safe(text_of.html)
+
+
+def _source(text_of: Prompt | Response) -> str:
+    # A multi-turn prompt is shown as its whole conversation, as the judge reads it.
+    return text_of.shown_text if isinstance(text_of, Prompt) else text_of.text
 
 
 def item_texts_shown(item: Item, text_format: str) -> tuple[SafeString, SafeString, SafeString]:
@@ -86,9 +91,10 @@ def _render_stored(
     progress: Callable[[int, int], None] | None,
 ) -> int:
     for start in range(0, len(pks), RENDER_BATCH):
-        batch = list(model.objects.filter(pk__in=pks[start : start + RENDER_BATCH]).only("text"))
+        fields = ("text", "extra") if model is Prompt else ("text",)
+        batch = list(model.objects.filter(pk__in=pks[start : start + RENDER_BATCH]).only(*fields))
         for text_of in batch:
-            text_of.html = render_markdown(text_of.text)
+            text_of.html = render_markdown(_source(text_of))
             text_of.html_version = RENDERER_VERSION
         model.objects.bulk_update(batch, ["html", "html_version"])
         done += len(batch)

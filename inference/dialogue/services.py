@@ -28,6 +28,7 @@ from annotation.models import (
     Rating,
     Response,
     Round,
+    conversation_text,
 )
 from annotation.services.ratings import RatingInvalid, rating_value
 from annotation.services.rounds import RoundInvalid, round_create
@@ -386,15 +387,10 @@ def dialogue_round_create(
         raise DialogueRefused(str(invalid)) from None
 
 
-SPEAKERS = {DialogueTurn.Role.USER: "The person", DialogueTurn.Role.ASSISTANT: "The model"}
-
-
 def transcript(system: str, turns: Sequence[DialogueTurn]) -> str:
-    """The conversation before an answer as one Markdown text: who speaks in bold, then what
-    they said."""
-    parts = [f"**System message**\n\n{system}"] if system else []
-    parts += [f"**{SPEAKERS[DialogueTurn.Role(turn.role)]}**\n\n{turn.text}" for turn in turns]
-    return "\n\n".join(parts)
+    """The conversation before an answer as one Markdown text (as a multi-turn prompt is
+    shown)."""
+    return conversation_text([turn.text for turn in turns], system)
 
 
 @transaction.atomic

@@ -149,12 +149,12 @@ def _job_fields(call: JudgeCall) -> dict[str, str]:
     if call.item_id is None:
         response = call.response
         assert response is not None
-        return {"question": response.prompt.text, "answer": response.text}
+        return {"question": response.prompt.shown_text, "answer": response.text}
     item = call.item
     assert item is not None and item.candidate_response and item.baseline_response
     candidate, baseline = item.candidate_response.text, item.baseline_response.text
     first, second = (candidate, baseline) if call.candidate_first else (baseline, candidate)
-    return {"question": item.prompt.text, "answer_a": first, "answer_b": second}
+    return {"question": item.prompt.shown_text, "answer_a": first, "answer_b": second}
 
 
 def _execute(

@@ -200,3 +200,25 @@ def test_it_gives_every_existing_round_its_own_completion_secret():
     secrets = list(Round.objects.values_list("completion_secret", flat=True))
     assert len(secrets) == 3 and len(set(secrets)) == 3
     assert all(len(secret) == 32 for secret in secrets)
+
+
+def test_multi_turn_prompts_rendered_before_are_rendered_again():
+    apps = migrate([("annotation", "0021_rated_check_items")])
+    project = apps.get_model("annotation", "Project").objects.create(name="turns")
+    prompt_set = apps.get_model("annotation", "PromptSet").objects.create(project=project, name="s")
+    prompts = apps.get_model("annotation", "Prompt").objects
+    for external_id, extra in (("single", {}), ("multi", {"conversations": ["A.", "And?"]})):
+        prompts.create(
+            prompt_set=prompt_set,
+            external_id=external_id,
+            position=len(external_id),
+            text="Q?",
+            extra=extra,
+            html="<p>Q?</p>",
+            html_version=2,
+        )
+    apps = migrate(latest())
+    stored = dict(
+        apps.get_model("annotation", "Prompt").objects.values_list("external_id", "html_version")
+    )
+    assert stored == {"single": 2, "multi": 0}
