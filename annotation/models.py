@@ -54,12 +54,13 @@ class PromptSet(models.Model):
 SPEAKERS = ("The person", "The model")
 
 
-def conversation_text(texts: Sequence[str], system: str = "") -> str:
-    """A conversation as one Markdown text, the person speaking first and the two taking turns:
-    who speaks in bold, then what they said. What annotators and judges read for a prompt with
-    earlier turns."""
+def conversation_text(texts: Sequence[str], system: str = "", *, model_first: bool = False) -> str:
+    """A conversation as one Markdown text, the person speaking first (or the model, for the
+    rest of a dialogue after its opening) and the two taking turns: who speaks in bold, then
+    what they said. What annotators and judges read for a prompt with earlier turns."""
     parts = [f"**System message**\n\n{system}"] if system else []
-    parts += [f"**{SPEAKERS[index % 2]}**\n\n{text}" for index, text in enumerate(texts)]
+    first = 1 if model_first else 0
+    parts += [f"**{SPEAKERS[(first + index) % 2]}**\n\n{text}" for index, text in enumerate(texts)]
     return "\n\n".join(parts)
 
 

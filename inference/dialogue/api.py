@@ -42,6 +42,7 @@ from inference.dialogue.services import (
     dialogue_compare,
     dialogue_finish,
     dialogue_label,
+    dialogue_pairs_round_create,
     dialogue_round_create,
     dialogue_say,
     dialogue_start,
@@ -403,11 +404,18 @@ class CrowdRoundSerializer(serializers.Serializer):
     annotators_per_item = serializers.IntegerField(required=False, min_value=1, max_value=20)
     shared_items = serializers.IntegerField(required=False, min_value=0, max_value=100_000)
     completion_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    pairs = serializers.BooleanField(
+        required=False,
+        help_text="With two models: a pairwise round over their dialogues that open with the "
+        "same message (each dialogue after its opening is an answer), instead of labels.",
+    )
 
 
 class CrowdRoundResultSerializer(serializers.Serializer):
     round = serializers.IntegerField()
-    items = serializers.IntegerField(help_text="Answers to label, one item each.")
+    items = serializers.IntegerField(
+        help_text="Answers to label (or pairs to compare), one item each."
+    )
     crowd_link = serializers.CharField()
 
 
@@ -422,15 +430,22 @@ class DialogueRoundsAPI(APIView):
         data = params.validated_data
         project = member_project(request, data["project"])
         models = _models_named(project, data["models"])
+        settings = {
+            "project": project,
+            "name": data["name"],
+            "annotators_per_item": data.get("annotators_per_item", 1),
+            "shared_items": data.get("shared_items", 0),
+            "completion_url": data.get("completion_url", ""),
+        }
         try:
-            round_ = dialogue_round_create(
-                project=project,
-                models=models,
-                name=data["name"],
-                annotators_per_item=data.get("annotators_per_item", 1),
-                shared_items=data.get("shared_items", 0),
-                completion_url=data.get("completion_url", ""),
-            )
+            if data.get("pairs"):
+                if len(models) != 2:
+                    raise DialogueRefused("A pairwise round compares two models: name two.")
+                round_ = dialogue_pairs_round_create(
+                    model_a=models[0], model_b=models[1], **settings
+                )
+            else:
+                round_ = dialogue_round_create(models=models, **settings)
         except DialogueRefused as problem:
             raise _refused(problem) from None
         body = {"round": round_.pk, "items": round_.items.count(), "crowd_link": crowd_link(round_)}

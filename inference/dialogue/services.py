@@ -41,7 +41,7 @@ from inference.dialogue.models import (
     DialogueTurn,
     new_token,
 )
-from inference.dialogue.selectors import opening
+from inference.dialogue.selectors import dialogue_pairs, opening
 from inference.dialogue.tasks import dialogue_reply
 from inference.runs import enqueue, new_task_id
 
@@ -312,12 +312,7 @@ def dialogue_round_create(
     models = list(dict.fromkeys(models))
     if not models:
         raise DialogueRefused("Choose at least one model whose dialogues are labelled.")
-    name = name.strip()
-    if not name:
-        raise DialogueRefused("Name the round.")
-    set_name = f"dialogue turns: {name}"
-    if PromptSet.objects.filter(project=project, name=set_name).exists():
-        raise DialogueRefused(f"The project already has a prompt set named {set_name!r}.")
+    name, set_name = _round_names(project, name, "dialogue turns")
     dialogues = list(
         Dialogue.objects.filter(project=project, model__in=models, status=Dialogue.Status.DONE)
         .select_related("model")
@@ -385,6 +380,86 @@ def dialogue_round_create(
         )
     except RoundInvalid as invalid:
         raise DialogueRefused(str(invalid)) from None
+
+
+@transaction.atomic
+def dialogue_pairs_round_create(
+    *,
+    project: Project,
+    model_a: LanguageModel,
+    model_b: LanguageModel,
+    name: str,
+    annotators_per_item: int = 1,
+    shared_items: int = 0,
+    items_per_worker: int = 100,
+    completion_url: str = "",
+) -> Round:
+    """A pairwise round over two models' dialogues that open with the same message: the crowd
+    (or a judge) sees the opening message as the question and each model's dialogue after it
+    as an answer, in drawn positions, and says which is better, as in any pairwise round; its
+    report is the round's. `model_a` is the round's candidate."""
+    if model_a == model_b:
+        raise DialogueRefused("Choose two different models.")
+    name, set_name = _round_names(project, name, "dialogue pairs")
+    pairs = dialogue_pairs(project.pk, model_a, model_b)
+    if not pairs:
+        raise DialogueRefused(
+            f"{model_a.name} and {model_b.name} have no finished dialogues that open with the "
+            "same message."
+        )
+    prompt_set = PromptSet.objects.create(project=project, name=set_name)
+    responses = []
+    for position, pair in enumerate(pairs):
+        first_turns = sorted(pair.first.turns.all(), key=lambda turn: turn.index)
+        prompt = Prompt.objects.create(
+            prompt_set=prompt_set,
+            external_id=f"dialogues-{pair.first.pk}-{pair.second.pk}",
+            position=position,
+            text=first_turns[0].text,
+            extra={"dialogues": [pair.first.pk, pair.second.pk]},
+        )
+        for dialogue in (pair.first, pair.second):
+            turns = sorted(dialogue.turns.all(), key=lambda turn: turn.index)
+            text = conversation_text([turn.text for turn in turns[1:]], model_first=True)
+            if len(text) > MAX_TEXT_LENGTH:
+                raise DialogueRefused(
+                    f"Dialogue {dialogue.pk} takes {len(text):,} characters after its opening, "
+                    f"more than the {MAX_TEXT_LENGTH:,} an answer may have."
+                )
+            responses.append(
+                Response(
+                    prompt=prompt,
+                    model=dialogue.model,
+                    text=text,
+                    generation={"dialogue": dialogue.pk},
+                )
+            )
+    Response.objects.bulk_create(responses, batch_size=2000)
+    try:
+        return round_create(
+            project=project,
+            prompt_set=prompt_set,
+            candidate=model_a,
+            baselines=[model_b],
+            name=name,
+            annotators_per_item=annotators_per_item,
+            shared_items=shared_items,
+            items_per_worker=items_per_worker,
+            completion_url=completion_url,
+        )
+    except RoundInvalid as invalid:
+        raise DialogueRefused(str(invalid)) from None
+
+
+def _round_names(project: Project, name: str, kind: str) -> tuple[str, str]:
+    """The round's name and its new prompt set's ("KIND: NAME"), refused if taken or blank."""
+    name = name.strip()
+    if not name:
+        raise DialogueRefused("Name the round.")
+    set_name = f"{kind}: {name}"
+    if PromptSet.objects.filter(project=project, name=set_name).exists():
+        raise DialogueRefused(f"The project already has a prompt set named {set_name!r}.")
+    return name, set_name
 
 
 def transcript(system: str, turns: Sequence[DialogueTurn]) -> str:

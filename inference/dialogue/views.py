@@ -43,6 +43,7 @@ from inference.dialogue.services import (
     dialogue_compare,
     dialogue_finish,
     dialogue_label,
+    dialogue_pairs_round_create,
     dialogue_retry,
     dialogue_round_create,
     dialogue_say,
@@ -285,6 +286,20 @@ def dialogue_compare_page(request: ResearcherRequest) -> HttpResponse:
     model_b: LanguageModel = form.cleaned_data["model_b"]
     pairs = dialogue_pairs(model_a.project_id, model_a, model_b)
     by_key = {pair.key: pair for pair in pairs}
+    if request.method == "POST" and request.POST.get("action") == "crowd":
+        annotators = request.POST.get("annotators_per_item", "1")
+        try:
+            round_ = dialogue_pairs_round_create(
+                project=model_a.project,
+                model_a=model_a,
+                model_b=model_b,
+                name=request.POST.get("name", ""),
+                annotators_per_item=int(annotators) if annotators.isdigit() else 0,
+            )
+        except DialogueRefused as problem:
+            messages.error(request, str(problem))
+            return redirect(f"{request.path}?{form.query()}")
+        return redirect("round-detail", round_id=round_.pk)
     if request.method == "POST":
         sides_shown = (request.POST.get("left", ""), request.POST.get("right", ""))
         shown = [int(x) for x in sides_shown if x.isdigit()]

@@ -14,7 +14,12 @@ from rest_framework.test import APIClient
 from annotation.models import LanguageModel, PromptSet, Rating, Round
 from inference.dialogue.imports import dialogues_import
 from inference.dialogue.selectors import dialogue_report
-from inference.dialogue.services import DialogueRefused, dialogue_label, dialogue_round_create
+from inference.dialogue.services import (
+    DialogueRefused,
+    dialogue_label,
+    dialogue_pairs_round_create,
+    dialogue_round_create,
+)
 from tests.factories import make_project
 from tests.support.html_text import parsed
 
@@ -169,3 +174,98 @@ def test_a_judge_labels_the_same_conversations_and_counts_in_the_report(study, s
     rows, _ = dialogue_report(study["project"].pk)
     (judged,) = [row for row in rows if row.model == "secret-model-a (gpt-4-labels)"]
     assert (judged.answers, judged.shares["excellent"]) == (3, 100.0)
+
+
+def pair_study(user):
+    project = make_project("paired dialogues", user)
+    for model, style in (("secret-one", "Sure!"), ("secret-two", "Okay.")):
+        records = [
+            {"conversations": [opening, f"{style} First answer.", "More?", f"{style} More."]}
+            for opening in ("Plan a trip.", "Explain rain.")
+        ]
+        raw = "".join(json.dumps(record) + "\n" for record in records).encode()
+        dialogues_import(project=project, raw=raw, file=f"{model}.jsonl", model_name=model)
+    return project, {m.name: m for m in LanguageModel.objects.filter(project=project)}
+
+
+def test_a_pairwise_round_shows_each_dialogue_after_its_opening_as_an_answer(client, user):
+    project, models = pair_study(user)
+    round_ = dialogue_pairs_round_create(
+        project=project, model_a=models["secret-one"], model_b=models["secret-two"], name="pairs"
+    )
+    assert (round_.kind, round_.items.count()) == ("pairwise", 2)
+    item = round_.items.select_related("prompt", "candidate_response").get(
+        prompt__text="Plan a trip."
+    )
+    assert item.candidate_response.text == (
+        "**The model**\n\nSure! First answer.\n\n**The person**\n\nMore?\n\n"
+        "**The model**\n\nSure! More."
+    )
+    landing = client.post(reverse("crowd-landing", args=[round_.crowd_token]), {"worker_id": "w"})
+    html = client.get(landing["Location"]).content.decode()
+    text = " ".join(" ".join(parsed(html).text).split())
+    assert "Answer A" in text and "Sure! First answer." in text and "Okay. First answer." in text
+    assert "secret-" not in html
+    with pytest.raises(DialogueRefused, match="two different models"):
+        dialogue_pairs_round_create(
+            project=project, model_a=models["secret-one"], model_b=models["secret-one"], name="same"
+        )
+    alone = LanguageModel.objects.create(project=project, name="alone")
+    with pytest.raises(DialogueRefused, match="no finished dialogues that open with the same"):
+        dialogue_pairs_round_create(
+            project=project, model_a=models["secret-one"], model_b=alone, name="none"
+        )
+
+    client.force_login(user)
+    made = client.post(
+        reverse("dialogue-compare"),
+        {
+            "action": "crowd",
+            "model_a": models["secret-one"].pk,
+            "model_b": models["secret-two"].pk,
+            "name": "from page",
+            "annotators_per_item": "3",
+        },
+    )
+    page_round = Round.objects.get(name="from page")
+    assert made["Location"] == reverse("round-detail", args=[page_round.pk])
+    assert (page_round.annotators_per_item, page_round.items.count()) == (3, 2)
+    api = APIClient()
+    api.force_authenticate(user)
+    created = api.post(
+        "/api/dialogues/rounds/",
+        {
+            "project": "paired dialogues",
+            "pairs": True,
+            "models": ["secret-one", "secret-two"],
+            "name": "from api",
+        },
+        format="json",
+    )
+    assert created.status_code == 201 and created.json()["items"] == 2
+    out = io.StringIO()
+    call_command(
+        "dialogue_round",
+        "--project",
+        "paired dialogues",
+        "--model",
+        "secret-one",
+        "--model",
+        "secret-two",
+        "--name",
+        "from cli",
+        "--pairs",
+        stdout=out,
+    )
+    assert re.search(r"Round \d+: from cli \(2 pairs\)", out.getvalue())
+    with pytest.raises(CommandError, match="give --model twice"):
+        call_command(
+            "dialogue_round",
+            "--project",
+            "paired dialogues",
+            "--model",
+            "secret-one",
+            "--name",
+            "x",
+            "--pairs",
+        )
