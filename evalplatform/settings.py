@@ -287,10 +287,6 @@ CELERY_TASK_ALWAYS_EAGER = False
 # RUN_SWEEP_SECONDS, which re-queues such runs and those queued for RUN_REQUEUE_AFTER_SECONDS
 # whose task message is gone from the broker.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 300, minimum=1)
-# A generation or dialogue worker keeps the last BACKEND_KEEP_LOADED backends it loaded (a vLLM
-# engine, a checkpoint's weights) for its next task with the same model; it lets go of the
-# oldest before loading another. 0: load for each task and let go after it.
-BACKEND_KEEP_LOADED = env_int("BACKEND_KEEP_LOADED", 1, minimum=0)
 RUN_SWEEP_SECONDS = env_int("RUN_SWEEP_SECONDS", 60, minimum=1)
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120, minimum=0)
 CELERY_BEAT_SCHEDULE = {

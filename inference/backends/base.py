@@ -8,6 +8,7 @@ libraries (torch, transformers, vllm) are imported only when a backend is loaded
 import hashlib
 import importlib
 import json
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -294,6 +295,16 @@ def backend_check(backend: str, config: Mapping[str, Any]) -> dict[str, Any]:
 def backend_load(backend: str, config: Mapping[str, Any]) -> Backend:
     """The backend ready to generate, on the worker: loads weights, opens clients."""
     return _module(backend).load(config)
+
+
+def backends_release() -> None:
+    """Let go of what the backends loaded in this process keep loaded between tasks (a vLLM
+    engine, a transformers model), e.g. before a training run needs the GPU."""
+    for name in BACKENDS.values():
+        module = sys.modules.get(name)
+        release = getattr(module, "release", None)
+        if callable(release):
+            release()
 
 
 def settings_key(backend: str, config: Mapping[str, Any], sampling: SamplingSettings) -> str:

@@ -4,7 +4,9 @@ Prompts are generated in batches (left-padded, sorted by length so that little i
 Within a batch one random generator is shared, so the seed recorded is the batch's.
 """
 
+import gc
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -88,6 +90,18 @@ def _load_weights(options: dict[str, Any]) -> tuple[Any, Any]:
         model.to(device).eval()
         _loaded[key] = (model, tokenizer)
         return model, tokenizer
+
+
+def release() -> None:
+    """Let go of the model kept loaded (before other work needs the memory)."""
+    with _load_lock:
+        if not _loaded:
+            return
+        _loaded.clear()
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def load(config: Mapping[str, Any]) -> "TransformersBackend":

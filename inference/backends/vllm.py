@@ -184,6 +184,12 @@ def refuse_daemon_process() -> None:
         )
 
 
+def release() -> None:
+    """Let go of the engine kept loaded (before other work needs the GPUs)."""
+    with _engine_lock:
+        _release_engine()
+
+
 def _release_engine() -> None:
     if not _engine:
         return

@@ -1,6 +1,7 @@
 """Answering a dialogue's pending turn: the model, through its generation backend, given the
 whole conversation so far as chat messages, with the dialogue's sampling and a seed per turn.
-The worker keeps the backend loaded between answers (inference.backends.cache)."""
+A local model's weights (a vLLM engine, a transformers checkpoint) stay loaded in the worker
+process between answers, as between generation tasks: only the first answer waits for them."""
 
 import logging
 from datetime import timedelta
@@ -14,9 +15,9 @@ from inference.backends.base import (
     BackendConfigError,
     GenerationRequest,
     SamplingSettings,
+    backend_load,
     prompt_seed,
 )
-from inference.backends.cache import backend_loaded
 from inference.clients.openai_compat import MissingApiKey
 from inference.dialogue.models import Dialogue, DialogueTurn
 
@@ -43,8 +44,7 @@ def dialogue_reply_execute(*, turn_id: int) -> str:
     messages = system + tuple({"role": turn.role, "content": turn.text} for turn in earlier)
     try:
         sampling = SamplingSettings.from_overrides(model.config.get("sampling"), dialogue.sampling)
-        # Kept loaded for the dialogue's next answer (and the next dialogue with this model).
-        backend = backend_loaded(model.backend, model.config, keep=settings.BACKEND_KEEP_LOADED)
+        backend = backend_load(model.backend, model.config)
         request = GenerationRequest(
             key=answer.pk, messages=messages, seed=prompt_seed(dialogue.seed, answer.index)
         )

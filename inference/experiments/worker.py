@@ -14,8 +14,12 @@ from django.utils import timezone
 
 from annotation.models import Rating, Response
 from annotation.services.ratings import RatingGiven, ratings_record
-from inference.backends.base import BackendConfigError, SamplingSettings, prompt_seed
-from inference.backends.cache import backends_release
+from inference.backends.base import (
+    BackendConfigError,
+    SamplingSettings,
+    backends_release,
+    prompt_seed,
+)
 from inference.clients.openai_compat import MissingApiKey
 from inference.experiments.models import Experiment, ExperimentArm
 from inference.experiments.selectors import experiment_answers
@@ -174,36 +178,12 @@ def _answers_ensure(
     made = set(
         experiment_answers(experiment).filter(model=model).values_list("prompt_id", "settings_key")
     )
-    problems: list[str] = []
-    try:
-        for sample in range(experiment.samples_per_prompt):
-            problems += _sample_answers(
-                experiment, arm, run, recipe, sampling, backend, prompts, made, sample
-            )
-    finally:
-        # The candidate was loaded once for all its samples; the next arm trains on this GPU.
-        backends_release()
-    return problems
-
-
-def _sample_answers(
-    experiment: Experiment,
-    arm: ExperimentArm,
-    run: TrainingRun,
-    recipe: Recipe,
-    sampling: SamplingSettings,
-    backend: str,
-    prompts: list[selection.DevPrompt],
-    made: set[tuple[int, str]],
-    sample: int,
-) -> list[str]:
-    """The dev prompts' `sample`-th answers not made yet; returns what failed."""
-    model = run.registered_model
-    assert model is not None  # Checked by _trained.
-    key = experiment.sample_key(sample)
-    missing = [prompt for prompt in prompts if (prompt.key, key) not in made]
-    problems: list[str] = []
-    if missing:
+    problems = []
+    for sample in range(experiment.samples_per_prompt):
+        key = experiment.sample_key(sample)
+        missing = [prompt for prompt in prompts if (prompt.key, key) not in made]
+        if not missing:
+            continue
         seed = experiment.seed + sample
         answers = selection.answer_dev_set(
             checkpoint=run.chosen_checkpoint,
@@ -213,7 +193,6 @@ def _sample_answers(
             sampling={**asdict(sampling), "stop": list(sampling.stop), "seed": None},
             seed=seed,
             serving=recipe.selection_serving,
-            keep_loaded=True,
         )
         new = []
         for prompt in missing:
@@ -240,6 +219,8 @@ def _sample_answers(
                 )
             )
         Response.objects.bulk_create(new, ignore_conflicts=True)
+    # The candidate stays loaded across its samples; the next arm trains where it sits.
+    backends_release()
     return problems
 
 

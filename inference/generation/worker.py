@@ -8,7 +8,6 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -20,11 +19,11 @@ from inference.backends.base import (
     GenerationRequest,
     GenerationResult,
     SamplingSettings,
+    backend_load,
     messages_for,
     prompt_seed,
     settings_key,
 )
-from inference.backends.cache import backend_loaded
 from inference.generation.models import GenerationFailure, GenerationRun, GenerationTask
 from inference.generation.selectors import prompts_missing_response
 from inference.runs import Heartbeat, Lease, lease_claim
@@ -181,7 +180,7 @@ def _generate(task: GenerationTask, lease: Lease) -> str:
         _task_finish(task, lease, Status.DONE, "")
         return "nothing missing"
     loading = time.monotonic()
-    backend = backend_loaded(model.backend, model.config, keep=settings.BACKEND_KEEP_LOADED)
+    backend = backend_load(model.backend, model.config)
     GenerationTask.objects.filter(pk=task.pk).update(load_seconds=time.monotonic() - loading)
     requests = [
         GenerationRequest(

@@ -19,10 +19,10 @@ from typing import Any
 from inference.backends.base import (
     GenerationRequest,
     SamplingSettings,
+    backend_load,
     messages_for,
     prompt_seed,
 )
-from inference.backends.cache import backend_loaded
 from inference.clients.openai_compat import OpenAICompatClient, RetryPolicy, StopSignal
 from inference.judge.calls import CallJob, RequestSettings, StructuredSwitch, ask
 from inference.judge.prompts import Template
@@ -145,15 +145,11 @@ def answer_dev_set(
     sampling: dict[str, Any],
     seed: int,
     serving: dict[str, Any] | None = None,
-    keep_loaded: bool = False,
 ) -> dict[str, Sample]:
     """Each dev prompt answered by the checkpoint, prompted in its training format and served
-    with the recipe's selection_serving settings. `keep_loaded`: the loaded checkpoint stays
-    in this process for the next call (backends_release() lets go of it); otherwise it is
-    loaded for this call only."""
+    with the recipe's selection_serving settings."""
     options = {k: v for k, v in (serving or {}).items() if k in SERVING_KEYS[backend]}
-    config = {"model": checkpoint, "end_of_turn": end_of_turn, **options}
-    model = backend_loaded(backend, config, keep=1 if keep_loaded else 0)
+    model = backend_load(backend, {"model": checkpoint, "end_of_turn": end_of_turn, **options})
     settings = SamplingSettings.from_overrides(sampling, {"seed": seed})
     requests = [
         GenerationRequest(

@@ -3,7 +3,6 @@ server; for training and experiments, a tiny base model, a helpfulness judge and
 
 import pytest
 
-from inference.backends.cache import backends_release
 from inference.judge.services import judge_create
 from inference.training.services import training_set_upload
 from tests.factories import make_project, make_prompt_set, make_user
@@ -28,14 +27,6 @@ def server():
 @pytest.fixture(autouse=True)
 def _checkpoints_in_tmp(settings, tmp_path):
     settings.TRAINING_DIR = tmp_path / "training"
-
-
-@pytest.fixture(autouse=True)
-def _backends_let_go():
-    """Each test starts with no backend kept loaded in this process, as a new worker does."""
-    backends_release()
-    yield
-    backends_release()
 
 
 @pytest.fixture(scope="session")

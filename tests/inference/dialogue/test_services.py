@@ -70,10 +70,10 @@ def test_a_person_talks_to_a_model_and_labels_each_answer(
 def test_the_worker_sends_the_whole_conversation(
     talker, user, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from inference.backends import cache
+    from inference.dialogue import worker
 
     sent = []
-    load = cache.backend_load
+    load = worker.backend_load
 
     def recording(backend, config):
         loaded = load(backend, config)
@@ -87,7 +87,7 @@ def test_the_worker_sends_the_whole_conversation(
         return loaded
 
     # The real backend answers; this only keeps a copy of what it was sent.
-    monkeypatch.setattr(cache, "backend_load", recording)
+    monkeypatch.setattr(worker, "backend_load", recording)
     dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
     first = say(dialogue, "hello there", django_capture_on_commit_callbacks)
     say(dialogue, "and then", django_capture_on_commit_callbacks)
@@ -141,12 +141,23 @@ def test_it_refuses_what_cannot_be_a_dialogue(talker, user, django_capture_on_co
 def test_the_worker_loads_the_model_once_for_the_whole_dialogue(
     talker, user, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from inference.backends import cache
+    import transformers
 
+    from inference.backends.base import backends_release
+
+    backends_release()  # As a new worker process: nothing loaded yet.
     loads = []
-    real = cache.backend_load
-    monkeypatch.setattr(cache, "backend_load", lambda *args: loads.append(args) or real(*args))
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def counting(*args, **kwargs):
+        loads.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", counting)
     dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
     for text in ("one", "two", "three"):
         say(dialogue, text, django_capture_on_commit_callbacks)
-    assert len(loads) == 1
+    assert loads == [talker["model"].config["model"]]
+    backends_release()
+    say(dialogue, "four", django_capture_on_commit_callbacks)
+    assert len(loads) == 2

@@ -8,7 +8,6 @@ from django.utils import timezone
 
 from annotation.models import Item, LanguageModel, Response
 from annotation.services.rounds import round_create
-from inference.backends import cache as backend_cache
 from inference.generation import worker as generation_worker
 from inference.generation.selectors import generation_progress
 from inference.generation.services import (
@@ -314,7 +313,7 @@ def test_it_stops_a_running_task_once_its_run_is_cancelled(
     monkeypatch.setattr(generation_worker, "WRITE_EVERY_RESULTS", 1)
     round_ = make_generated_round(project, prompt_set, api_model(project, server, concurrency=1))
     run = generation_launch(round_=round_)
-    load = backend_cache.backend_load
+    load = generation_worker.backend_load
 
     def load_then_cancel_after_two(backend, config):
         loaded = load(backend, config)
@@ -329,7 +328,7 @@ def test_it_stops_a_running_task_once_its_run_is_cancelled(
         loaded.generate = generate_and_cancel
         return loaded
 
-    monkeypatch.setattr(backend_cache, "backend_load", load_then_cancel_after_two)
+    monkeypatch.setattr(generation_worker, "backend_load", load_then_cancel_after_two)
     [task] = run.tasks.all()
     assert generation_run_model(task_id=task.pk) == "cancelled"
     assert Response.objects.filter(model__backend="openai").count() == 2
@@ -469,7 +468,7 @@ def test_it_generates_with_transformers_once_per_settings(
     project, prompt_set, tiny_model, monkeypatch
 ):
     requested = []
-    load = backend_cache.backend_load
+    load = generation_worker.backend_load
 
     def counting_load(backend, config):
         loaded = load(backend, config)
@@ -482,7 +481,7 @@ def test_it_generates_with_transformers_once_per_settings(
         loaded.generate = generate_and_count
         return loaded
 
-    monkeypatch.setattr(backend_cache, "backend_load", counting_load)
+    monkeypatch.setattr(generation_worker, "backend_load", counting_load)
     candidate = LanguageModel.objects.create(
         project=project,
         name="tiny",
