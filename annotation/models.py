@@ -40,6 +40,8 @@ class PromptSet(models.Model):
         help_text="Prompts that may ask for something harmful (the paper's safety study): "
         "a safety judge rates the answers to these sets only.",
     )
+    # Its answers are fixed (taken from dialogues): no model generates answers to its prompts.
+    answers_fixed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

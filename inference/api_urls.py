@@ -72,6 +72,11 @@ urlpatterns = [
     path("dialogues/report/", dialogue.DialogueReportAPI.as_view(), name="api-dialogue-report"),
     path("dialogues/rounds/", dialogue.DialogueRoundsAPI.as_view(), name="api-dialogue-rounds"),
     path("dialogues/studies/", dialogue.DialogueStudiesAPI.as_view(), name="api-dialogue-studies"),
+    path(
+        "dialogues/studies/<int:study_id>/workers/",
+        dialogue.DialogueStudyWorkersAPI.as_view(),
+        name="api-dialogue-study-workers",
+    ),
     path("dialogues/<int:dialogue_id>/", dialogue.DialogueAPI.as_view(), name="api-dialogue"),
     path(
         "dialogues/<int:dialogue_id>/messages/",

@@ -102,7 +102,9 @@ def round_create(
     round_.baselines.set(baselines)
     created = round_add_missing_items(round_=round_)
     # A model with a generation backend gets its responses when the round is launched.
-    generated = any(m.backend != LanguageModel.Backend.IMPORTED for m in (candidate, *baselines))
+    generated = not prompt_set.answers_fixed and any(
+        m.backend != LanguageModel.Backend.IMPORTED for m in (candidate, *baselines)
+    )
     if created == 0 and not generated:
         if round_.is_absolute:
             raise RoundInvalid(

@@ -35,6 +35,7 @@ from inference.dialogue.selectors import (
     dialogues_for_user,
     studies_for_user,
     study_link,
+    study_workers,
 )
 from inference.dialogue.services import (
     MAX_MESSAGE_CHARACTERS,
@@ -329,6 +330,11 @@ class DialogueComparisonsAPI(APIView):
         if missing:
             raise serializers.ValidationError(missing)
         first, second = found[data["first"]], found[data["second"]]
+        paired = {pair.key for pair in dialogue_pairs(first.project_id, first.model, second.model)}
+        if first.model_id != second.model_id and tuple(sorted((first.pk, second.pk))) not in paired:
+            raise serializers.ValidationError(
+                {"detail": "These two dialogues are not a pair (see /api/dialogues/pairs/)."}
+            )
         side = {"first": "left", "second": "right", "neither": "neither"}[data["choice"]]
         try:
             comparison = dialogue_compare(
@@ -511,3 +517,24 @@ class DialogueStudiesAPI(APIView):
         except DialogueRefused as problem:
             raise _refused(problem) from None
         return Response(StudySerializer(study).data, status=status.HTTP_201_CREATED)
+
+
+class StudyWorkerSerializer(serializers.Serializer):
+    worker = serializers.CharField()
+    dialogue = serializers.IntegerField()
+    model = serializers.CharField()
+    status = serializers.CharField()
+    answers = serializers.IntegerField()
+    labelled = serializers.IntegerField()
+    completion_code = serializers.CharField(
+        help_text="The code the worker was shown; empty until they finished and labelled all."
+    )
+
+
+class DialogueStudyWorkersAPI(APIView):
+    """A study's workers, their dialogues and their completion codes (to check those handed in)."""
+
+    @extend_schema(responses=StudyWorkerSerializer(many=True))
+    def get(self, request: Request, study_id: int) -> Response:
+        study = get_object_or_404(studies_for_user(request_user(request)), pk=study_id)
+        return Response(StudyWorkerSerializer(study_workers(study), many=True).data)

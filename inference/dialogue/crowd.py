@@ -13,18 +13,19 @@ from annotation.scales import CROWD_SCALES
 from annotation.services.completion import completion_url_with_code
 from inference.dialogue.forms import MessageForm
 from inference.dialogue.models import Dialogue, DialogueStudy, DialogueTurn
-from inference.dialogue.selectors import SCALE, dialogue_labels
+from inference.dialogue.selectors import SCALE, dialogue_labels, study_completion_code
 from inference.dialogue.services import (
     DialogueRefused,
     dialogue_label,
     dialogue_retry,
     dialogue_say,
-    study_completion_code,
     study_join,
 )
 from inference.runs import QueueUnavailable
 
 WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
+COOKIE_SALT = "inference.dialogue.study"
+COOKIE_SECONDS = 30 * 24 * 3600
 
 
 def _limited(request: HttpRequest, limited: ratelimits.Limited) -> HttpResponse:
@@ -47,14 +48,36 @@ def study_landing(request: HttpRequest, study_token: str) -> HttpResponse:
     if request.method == "POST":
         if limited := ratelimits.crowd_start_limited(request, study.pk, study="dialogue-study"):
             return _limited(request, limited)
+        cookie = f"dialogue-study-{study.pk}"
         try:
-            dialogue = study_join(study=study, worker_id=request.POST.get("worker_id", ""))
+            dialogue, new = study_join(study=study, worker_id=request.POST.get("worker_id", ""))
+            # Knowing someone's worker id is not enough to continue their dialogue: only the
+            # browser that started it holds its token.
+            held = request.get_signed_cookie(cookie, None, salt=COOKIE_SALT)
+            if not new and held != dialogue.token:
+                raise DialogueRefused(
+                    "This worker id already has a dialogue in this study, started in another "
+                    "browser: continue it there."
+                )
         except DialogueRefused as refused:
             error, status = str(refused), 400
         else:
-            return redirect(
-                "dialogue-study-talk", study_token=study.token, dialogue_token=dialogue.token
+            token = dialogue.token
+            assert token is not None  # A study's dialogue has its token.
+            response = redirect(
+                "dialogue-study-talk", study_token=study.token, dialogue_token=token
             )
+            response.set_signed_cookie(
+                cookie,
+                token,
+                salt=COOKIE_SALT,
+                max_age=COOKIE_SECONDS,
+                httponly=True,
+                samesite="Lax",
+                secure=request.is_secure(),
+                path=request.path,
+            )
+            return response
     worker_id = next(
         (request.GET[p] for p in WORKER_ID_PARAMETERS if request.GET.get(p)),
         request.POST.get("worker_id", ""),

@@ -5,10 +5,12 @@ assistant turn and labeller). Two models' dialogues that open with the same mess
 compared as wholes (DialogueComparison)."""
 
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from annotation.models import Annotator, LanguageModel, Project
 
@@ -175,6 +177,16 @@ class DialogueTurn(models.Model):
     def number(self) -> int:
         """The answer's number in the dialogue, from 1 (Rating.turn)."""
         return self.index // 2 + 1
+
+    @property
+    def is_stuck(self) -> bool:
+        """An answer still waiting or being made after RUN_STALE_SECONDS: its task was lost
+        (a broker restart) or its worker went quiet; it may be tried again."""
+        if self.status not in (self.Status.PENDING, self.Status.GENERATING):
+            return False
+        since = self.started_at or self.created_at
+        stale = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+        return since is not None and since < stale
 
 
 class DialogueComparison(models.Model):

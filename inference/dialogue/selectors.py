@@ -2,6 +2,9 @@
 pairs of two models' dialogues that open alike, and the reports over a project's labels and
 comparisons."""
 
+import base64
+import hashlib
+import hmac
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -246,3 +249,58 @@ def comparison_report(
             interval = (100 * low, 100 * high)
         rows.append(ComparisonRow(model, other, len(counts), Outcome(wins, ties, losses, interval)))
     return rows
+
+
+@dataclass(frozen=True)
+class StudyWorker:
+    """A crowd worker of a dialogue study: their dialogue, how far it got, and the completion
+    code they were shown (empty until they finished and labelled every answer)."""
+
+    worker: str
+    dialogue: int
+    model: str
+    status: str
+    answers: int
+    labelled: int
+    completion_code: str
+
+
+def study_workers(study: DialogueStudy) -> list[StudyWorker]:
+    workers = []
+    for dialogue in study.dialogues.select_related("annotator", "model", "study").order_by("pk"):
+        assert dialogue.annotator is not None  # A study's dialogue is a worker's.
+        answers = dialogue.turns.filter(role="assistant", status="done").count()
+        labelled = Rating.objects.filter(
+            annotator=dialogue.annotator, question=dialogue.question, scale=SCALE
+        ).count()
+        workers.append(
+            StudyWorker(
+                worker=dialogue.annotator.name,
+                dialogue=dialogue.pk,
+                model=dialogue.model.name,
+                status=dialogue.status,
+                answers=answers,
+                labelled=labelled,
+                completion_code=study_completion_code(dialogue) or "",
+            )
+        )
+    return workers
+
+
+def study_completion_code(dialogue: Dialogue) -> str | None:
+    """The worker's code once their dialogue is finished and every answer labelled: an HMAC of
+    their id under the study's secret, so the researcher can check any code handed in."""
+    study = dialogue.study
+    if study is None or dialogue.status != Dialogue.Status.DONE or dialogue.annotator is None:
+        return None
+    answers = dialogue.turns.filter(
+        role=DialogueTurn.Role.ASSISTANT, status=DialogueTurn.Status.DONE
+    ).count()
+    labelled = Rating.objects.filter(
+        annotator=dialogue.annotator, question=dialogue.question, scale=SCALE
+    ).count()
+    if labelled < answers:
+        return None
+    message = f"dialogue-study-{study.pk}:{dialogue.annotator.name}".encode()
+    digest = hmac.new(study.completion_secret.encode(), message, hashlib.sha256).digest()
+    return base64.b32encode(digest).decode()[:10]

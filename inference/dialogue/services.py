@@ -7,9 +7,6 @@ turns: whoever labels (the person who spoke, or any author of the project for an
 conversation) has their own label of each answer.
 """
 
-import base64
-import hashlib
-import hmac
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +40,7 @@ from inference.dialogue.models import (
 )
 from inference.dialogue.selectors import dialogue_pairs, opening
 from inference.dialogue.tasks import dialogue_reply
-from inference.runs import enqueue, new_task_id
+from inference.runs import QueueUnavailable, enqueue, new_task_id
 
 MAX_MESSAGE_CHARACTERS = 20_000
 SCALE = Rating.Scale.FAIL_PASS_EXCELLENT
@@ -163,12 +160,22 @@ def dialogue_say(*, dialogue: Dialogue, text: str, by: Acting) -> DialogueTurn:
 
 
 def _queue(answer: DialogueTurn, model: LanguageModel) -> None:
-    # Sent once committed: if the broker is unreachable this raises QueueUnavailable, and the
-    # answer can be tried again once it is back.
+    # Sent once committed. If the broker is unreachable the answer is marked failed, so that it
+    # can be tried again once the broker is back, and QueueUnavailable reaches the caller.
     queue = QUEUES[model.backend]
-    transaction.on_commit(
-        lambda: enqueue(dialogue_reply, answer.pk, task_id=new_task_id(), queue=queue)
-    )
+
+    def send() -> None:
+        try:
+            enqueue(dialogue_reply, answer.pk, task_id=new_task_id(), queue=queue)
+        except QueueUnavailable:
+            DialogueTurn.objects.filter(pk=answer.pk).update(
+                status=DialogueTurn.Status.FAILED,
+                error="The task queue is unreachable: try again once it is back.",
+            )
+            Dialogue.objects.filter(pk=answer.dialogue_id).update(status=Dialogue.Status.OPEN)
+            raise
+
+    transaction.on_commit(send)
 
 
 @transaction.atomic
@@ -200,14 +207,16 @@ def dialogue_finish(*, dialogue: Dialogue, by: Acting) -> Dialogue:
 
 @transaction.atomic
 def dialogue_retry(*, dialogue: Dialogue, by: Acting) -> DialogueTurn:
-    """Queue the model's failed answer again."""
+    """Queue the model's failed (or stuck) answer again."""
     dialogue = (
         Dialogue.objects.select_for_update(of=("self",))
         .select_related("model", "project", "annotator")
         .get(pk=dialogue.pk)
     )
     _speaker_check(dialogue, by)
-    failed = dialogue.turns.filter(status=DialogueTurn.Status.FAILED).last()
+    last = dialogue.turns.filter(role=DialogueTurn.Role.ASSISTANT).last()
+    # A failed answer, or one whose task was lost or whose worker went quiet.
+    failed = last if last is not None and (last.status == "failed" or last.is_stuck) else None
     if failed is None:
         raise DialogueRefused("No answer of this dialogue failed.")
     DialogueTurn.objects.filter(pk=failed.pk).update(
@@ -322,7 +331,7 @@ def dialogue_round_create(
     if not dialogues:
         names = ", ".join(model.name for model in models)
         raise DialogueRefused(f"{names}: no finished dialogue to label.")
-    prompt_set = PromptSet.objects.create(project=project, name=set_name)
+    prompt_set = PromptSet.objects.create(project=project, name=set_name, answers_fixed=True)
     prompts: list[Prompt] = []
     answers: list[tuple[Dialogue, DialogueTurn]] = []
     for dialogue in dialogues:
@@ -407,7 +416,7 @@ def dialogue_pairs_round_create(
             f"{model_a.name} and {model_b.name} have no finished dialogues that open with the "
             "same message."
         )
-    prompt_set = PromptSet.objects.create(project=project, name=set_name)
+    prompt_set = PromptSet.objects.create(project=project, name=set_name, answers_fixed=True)
     responses = []
     for position, pair in enumerate(pairs):
         first_turns = sorted(pair.first.turns.all(), key=lambda turn: turn.index)
@@ -420,7 +429,9 @@ def dialogue_pairs_round_create(
         )
         for dialogue in (pair.first, pair.second):
             turns = sorted(dialogue.turns.all(), key=lambda turn: turn.index)
-            text = conversation_text([turn.text for turn in turns[1:]], model_first=True)
+            text = conversation_text(
+                [turn.text for turn in turns[1:]], dialogue.system, model_first=True
+            )
             if len(text) > MAX_TEXT_LENGTH:
                 raise DialogueRefused(
                     f"Dialogue {dialogue.pk} takes {len(text):,} characters after its opening, "
@@ -518,19 +529,19 @@ WORKER_ID_MAX = 200
 
 
 @transaction.atomic
-def study_join(*, study: DialogueStudy, worker_id: str) -> Dialogue:
-    """The crowd worker's dialogue in the study: the one they started (opening the link again
-    resumes it), or a new one with the model that has the fewest dialogues in the study."""
+def study_join(*, study: DialogueStudy, worker_id: str) -> tuple[Dialogue, bool]:
+    """The crowd worker's dialogue in the study and whether it is new: the one they started
+    (the caller checks it is their browser that resumes it), or a new one with the model that
+    has the fewest dialogues in the study. Nothing is written for a refused worker."""
     worker_id = worker_id.strip()
     if not worker_id or len(worker_id) > WORKER_ID_MAX or not worker_id.isprintable():
         raise DialogueRefused(f"Give your worker id (at most {WORKER_ID_MAX} characters).")
     study = DialogueStudy.objects.select_for_update().get(pk=study.pk)
-    annotator, _ = Annotator.objects.get_or_create(
-        project_id=study.project_id, kind=Annotator.Kind.CROWD, name=worker_id
-    )
-    mine = Dialogue.objects.filter(study=study, annotator=annotator).first()
+    mine = Dialogue.objects.filter(
+        study=study, annotator__kind=Annotator.Kind.CROWD, annotator__name=worker_id
+    ).first()
     if mine is not None:
-        return mine
+        return mine, False
     if not study.is_open:
         raise DialogueRefused("This study is closed.")
     if study.max_workers is not None and study.dialogues.count() >= study.max_workers:
@@ -544,7 +555,10 @@ def study_join(*, study: DialogueStudy, worker_id: str) -> Dialogue:
         .values_list("model_id", "count")
     )
     model = min(models, key=lambda m: (held.get(m.pk, 0), m.pk))
-    return Dialogue.objects.create(
+    annotator, _ = Annotator.objects.get_or_create(
+        project_id=study.project_id, kind=Annotator.Kind.CROWD, name=worker_id
+    )
+    dialogue = Dialogue.objects.create(
         project_id=study.project_id,
         model=model,
         annotator=annotator,
@@ -553,22 +567,4 @@ def study_join(*, study: DialogueStudy, worker_id: str) -> Dialogue:
         turns_planned=study.turns,
         seed=random.SystemRandom().randrange(2**31),
     )
-
-
-def study_completion_code(dialogue: Dialogue) -> str | None:
-    """The worker's code once their dialogue is finished and every answer labelled: an HMAC of
-    their id under the study's secret, so the researcher can check any code handed in."""
-    study = dialogue.study
-    if study is None or dialogue.status != Dialogue.Status.DONE or dialogue.annotator is None:
-        return None
-    answers = dialogue.turns.filter(
-        role=DialogueTurn.Role.ASSISTANT, status=DialogueTurn.Status.DONE
-    ).count()
-    labelled = Rating.objects.filter(
-        annotator=dialogue.annotator, question=dialogue.question, scale=SCALE
-    ).count()
-    if labelled < answers:
-        return None
-    message = f"dialogue-study-{study.pk}:{dialogue.annotator.name}".encode()
-    digest = hmac.new(study.completion_secret.encode(), message, hashlib.sha256).digest()
-    return base64.b32encode(digest).decode()[:10]
+    return dialogue, True

@@ -141,13 +141,20 @@ def generation_launch(
     """
     # Locked, so that two launches at once make one run; read afresh with its models.
     round_ = (
-        Round.objects.select_for_update(of=("self",)).select_related("candidate").get(pk=round_.pk)
+        Round.objects.select_for_update(of=("self",))
+        .select_related("candidate", "prompt_set")
+        .get(pk=round_.pk)
     )
     active = round_.generation_runs.filter(status__in=[Status.QUEUED, Status.RUNNING]).first()
     if active is not None:
         lost = _tasks_requeue_lost(active.tasks.all(), queued_for=timedelta(0))
         transaction.on_commit(lambda: _enqueue_all(lost))
         return active
+    if round_.prompt_set.answers_fixed:
+        raise GenerationInvalid(
+            f"The answers of {round_.prompt_set.name!r} are fixed (taken from dialogues): no "
+            "model generates for this round."
+        )
     seed = round_.seed if seed is None else seed
     generated = [m for m in round_models(round_) if m.backend != LanguageModel.Backend.IMPORTED]
     keys: dict[int, str] = {}

@@ -269,3 +269,16 @@ def test_a_pairwise_round_shows_each_dialogue_after_its_opening_as_an_answer(cli
             "x",
             "--pairs",
         )
+
+
+def test_no_model_generates_for_a_round_over_dialogues(study):
+    from inference.generation.services import GenerationInvalid, generation_launch
+
+    model = study["secret-model-a"]
+    model.backend, model.config = LanguageModel.Backend.TRANSFORMERS, {"model": "/tiny"}
+    model.save()
+    round_ = dialogue_round_create(project=study["project"], models=[model], name="fixed")
+    assert round_.prompt_set.answers_fixed and round_.items.count() == 3
+    with pytest.raises(GenerationInvalid, match="fixed"):
+        generation_launch(round_=round_)
+    assert not round_.generation_runs.exists()

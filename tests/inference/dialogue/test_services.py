@@ -161,3 +161,38 @@ def test_the_worker_loads_the_model_once_for_the_whole_dialogue(
     backends_release()
     say(dialogue, "four", django_capture_on_commit_callbacks)
     assert len(loads) == 2
+
+
+def test_an_answer_whose_task_was_lost_or_not_sent_can_be_tried_again(
+    talker, user, django_capture_on_commit_callbacks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inference.runs import QueueUnavailable
+    from tests.support.celery_process import broker_unreachable
+
+    dialogue = dialogue_start(project=talker["project"], model=talker["model"], user=user)
+    unreachable = broker_unreachable()
+    sending = django_capture_on_commit_callbacks(execute=True)
+    with unreachable, pytest.raises(QueueUnavailable), sending:
+        dialogue_say(dialogue=dialogue, text="hello", by=user)
+    answer = DialogueTurn.objects.get(role="assistant")
+    assert answer.status == DialogueTurn.Status.FAILED and "unreachable" in answer.error
+    dialogue.refresh_from_db()
+    assert dialogue.status == Dialogue.Status.OPEN
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        dialogue_retry(dialogue=dialogue, by=user)
+    assert len(sent) == 1
+    # Sent, then lost (a broker restart): pending for good, until it is stale.
+    with pytest.raises(DialogueRefused, match="No answer of this dialogue failed"):
+        dialogue_retry(dialogue=dialogue, by=user)
+    long_ago = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS + 1)
+    DialogueTurn.objects.filter(pk=answer.pk).update(created_at=long_ago)
+    answer.refresh_from_db()
+    assert answer.is_stuck
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        dialogue_retry(dialogue=dialogue, by=user)
+    assert len(sent) == 1
+    assert dialogue_reply_execute(turn_id=answer.pk) == "answered"

@@ -6,18 +6,14 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from annotation.models import LanguageModel, Rating
+from annotation.models import Annotator, LanguageModel, Rating
 from inference.dialogue.models import Dialogue, DialogueStudy, DialogueTurn
-from inference.dialogue.selectors import dialogue_report
-from inference.dialogue.services import (
-    DialogueRefused,
-    study_completion_code,
-    study_create,
-    study_join,
-)
+from inference.dialogue.selectors import dialogue_report, study_completion_code
+from inference.dialogue.services import DialogueRefused, study_create, study_join
 from inference.dialogue.worker import dialogue_reply_execute
 
 pytestmark = pytest.mark.django_db
@@ -40,20 +36,36 @@ def test_workers_are_spread_over_the_models_and_keep_their_dialogue(talker, seco
         turns=2,
         max_workers=3,
     )
-    first = study_join(study=study, worker_id="w1")
-    second = study_join(study=study, worker_id="w2")
-    assert {first.model, second.model} == {talker["model"], second_model}
-    assert study_join(study=study, worker_id=" w1 ") == first
+    first, new = study_join(study=study, worker_id="w1")
+    second, _ = study_join(study=study, worker_id="w2")
+    assert new and {first.model, second.model} == {talker["model"], second_model}
+    assert study_join(study=study, worker_id=" w1 ") == (first, False)
     assert first.token and first.token != second.token and first.annotator.kind == "crowd"
     study_join(study=study, worker_id="w3")
     with pytest.raises(DialogueRefused, match="all the workers it needs"):
         study_join(study=study, worker_id="w4")
-    assert study_join(study=study, worker_id="w2") == second
+    assert study_join(study=study, worker_id="w2") == (second, False)
     with pytest.raises(DialogueRefused, match="worker id"):
         study_join(study=study, worker_id="\x00bad")
     DialogueStudy.objects.filter(pk=study.pk).update(is_open=False, max_workers=None)
     with pytest.raises(DialogueRefused, match="closed"):
         study_join(study=study, worker_id="w5")
+    # A refused worker leaves nothing behind.
+    assert not Annotator.objects.filter(name__in=["w4", "w5"]).exists()
+
+
+def test_only_the_browser_that_started_a_dialogue_continues_it(client, talker, user):
+    study = study_create(
+        project=talker["project"], models=[talker["model"]], name="live", user=user
+    )
+    landing = reverse("dialogue-study", args=[study.token])
+    talk = client.post(landing, {"worker_id": "pid-1"})["Location"]
+    assert client.post(landing, {"worker_id": "pid-1"})["Location"] == talk
+    stranger = Client()
+    refused = stranger.post(landing, {"worker_id": "pid-1"})
+    assert refused.status_code == 400
+    assert "started in another browser" in refused.content.decode()
+    assert talk not in refused.content.decode()
 
 
 def test_what_cannot_be_a_study_is_refused(talker, user):
@@ -126,6 +138,12 @@ def test_a_worker_talks_labels_and_gets_a_code_without_seeing_the_model(
     assert client.get(talk.replace(study.token, other.token)).status_code == 404
     refused = client.post(talk, {"action": "say", "text": "more"})
     assert refused.status_code == 400 and "had its 2 turns" in refused.content.decode()
+    # The researcher reads each worker's code to check the codes handed in.
+    api = APIClient()
+    api.force_authenticate(user)
+    (worker,) = api.get(f"/api/dialogues/studies/{study.pk}/workers/").json()
+    assert (worker["worker"], worker["answers"], worker["labelled"]) == ("pid-1", 2, 2)
+    assert worker["completion_code"] == code
     rows, _ = dialogue_report(talker["project"].pk)
     (crowd,) = [row for row in rows if row.model == "tiny-chat (crowd)"]
     assert (crowd.dialogues, crowd.answers, crowd.fails) == (1, 2, 0)
