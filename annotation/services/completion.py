@@ -18,9 +18,13 @@ CODE_LENGTH = 10
 def completion_code_for(round_: Round, worker_id: str) -> str:
     """The code a worker of this round gets: an HMAC of their id under the round's secret, so
     the researcher (or this function) can check any code a worker hands in."""
-    digest = hmac.new(
-        round_.completion_secret.encode(), f"{round_.pk}:{worker_id}".encode(), hashlib.sha256
-    ).digest()
+    return signed_code(round_.completion_secret, f"{round_.pk}:{worker_id}")
+
+
+def signed_code(secret: str, message: str) -> str:
+    """A short code only the holder of the secret can make for this message (HMAC-SHA256,
+    base32): what a worker hands in and the study checks."""
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
     return base64.b32encode(digest).decode()[:CODE_LENGTH]
 
 

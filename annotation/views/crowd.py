@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -87,7 +87,7 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
     error, status, retry_after = "", 200, 0
     if request.method == "POST":
         if limited := ratelimits.crowd_start_limited(request, round_.pk):
-            return _limited(request, limited, again_url=request.path)
+            return limited_page(request, limited, again_url=request.path)
         keys = _browser_keys(request, round_)
         try:
             start = crowd.crowd_session_start(
@@ -124,7 +124,9 @@ def crowd_landing(request: HtmxRequest, crowd_token: str) -> HttpResponse:
     return page
 
 
-def _limited(request: HtmxRequest, limited: ratelimits.Limited, *, again_url: str) -> HttpResponse:
+def limited_page(
+    request: HttpRequest, limited: ratelimits.Limited, *, again_url: str
+) -> HttpResponse:
     """429 with the limit's message; the htmx page shows it above the item it keeps."""
     context = {
         "reason": limited.reason,
@@ -279,7 +281,7 @@ def crowd_practice(request: HtmxRequest, session_token: str) -> HttpResponse:
 @require_POST
 def crowd_answer(request: HtmxRequest, session_token: str) -> HttpResponse:
     if limited := ratelimits.crowd_answer_limited(request):
-        return _limited(request, limited, again_url=reverse("crowd-work", args=[session_token]))
+        return limited_page(request, limited, again_url=reverse("crowd-work", args=[session_token]))
     if request.htmx and settings.CROWD_FAST_PATH:
         step = crowd.answer_and_next(
             session_token=session_token,

@@ -2,8 +2,6 @@
 to a model that is never named, labels each answer as it comes and gets a completion code.
 Their own dialogue's token in the address is what lets them in; no account is needed."""
 
-import math
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -11,9 +9,10 @@ from django.views.decorators.http import require_http_methods
 from annotation import ratelimits
 from annotation.scales import CROWD_SCALES
 from annotation.services.completion import completion_url_with_code
+from annotation.views.crowd import WORKER_ID_PARAMETERS, limited_page
 from inference.dialogue.forms import MessageForm
 from inference.dialogue.models import Dialogue, DialogueStudy, DialogueTurn
-from inference.dialogue.selectors import SCALE, dialogue_labels, study_completion_code
+from inference.dialogue.selectors import SCALE, study_completion_code, turns_with_labels
 from inference.dialogue.services import (
     DialogueRefused,
     dialogue_label,
@@ -23,22 +22,8 @@ from inference.dialogue.services import (
 )
 from inference.runs import QueueUnavailable
 
-WORKER_ID_PARAMETERS = ("PROLIFIC_PID", "worker_id", "workerId")
 COOKIE_SALT = "inference.dialogue.study"
 COOKIE_SECONDS = 30 * 24 * 3600
-
-
-def _limited(request: HttpRequest, limited: ratelimits.Limited) -> HttpResponse:
-    context = {
-        "reason": limited.reason,
-        "seconds": limited.retry_after,
-        "minutes": math.ceil(limited.retry_after / 60),
-        "again_url": request.path,
-    }
-    response = render(request, "crowd/limited.html", context, status=429)
-    response["Retry-After"] = str(limited.retry_after)
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -47,7 +32,7 @@ def study_landing(request: HttpRequest, study_token: str) -> HttpResponse:
     error, status = "", 200
     if request.method == "POST":
         if limited := ratelimits.crowd_start_limited(request, study.pk, study="dialogue-study"):
-            return _limited(request, limited)
+            return limited_page(request, limited, again_url=request.path)
         cookie = f"dialogue-study-{study.pk}"
         try:
             dialogue, new = study_join(study=study, worker_id=request.POST.get("worker_id", ""))
@@ -106,7 +91,7 @@ def study_talk(request: HttpRequest, study_token: str, dialogue_token: str) -> H
     status = 200
     if request.method == "POST":
         if limited := ratelimits.crowd_answer_limited(request):
-            return _limited(request, limited)
+            return limited_page(request, limited, again_url=request.path)
         action = request.POST.get("action", "")
         try:
             if action == "say":
@@ -129,12 +114,7 @@ def study_talk(request: HttpRequest, study_token: str, dialogue_token: str) -> H
         if form is None and not error and not getattr(request, "htmx", False):
             return redirect(request.path)
     dialogue.refresh_from_db()
-    labels = dialogue_labels(dialogue, speaker)
-    turns = [
-        (turn, labels.get(turn.number) if turn.role == DialogueTurn.Role.ASSISTANT else None)
-        for turn in dialogue.turns.order_by("index")
-    ]
-    answers = sum(1 for turn, _ in turns if turn.role == DialogueTurn.Role.ASSISTANT)
+    turns, answers = turns_with_labels(dialogue, speaker)
     code = study_completion_code(dialogue)
     assert dialogue.study is not None  # Reached through its study's token.
     context = {

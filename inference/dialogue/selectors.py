@@ -2,9 +2,6 @@
 pairs of two models' dialogues that open alike, and the reports over a project's labels and
 comparisons."""
 
-import base64
-import hashlib
-import hmac
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,6 +16,7 @@ from annotation.models import Annotator, LanguageModel, Rating, Response
 from annotation.reports.ratings import RatingTable, rating_rows, rating_tables
 from annotation.reports.stats import DEFAULT_RESAMPLES, Outcome, bootstrap_ratio, rng_for
 from annotation.selectors import Viewer, visible_to
+from annotation.services.completion import signed_code
 from inference.dialogue.models import Dialogue, DialogueComparison, DialogueStudy, DialogueTurn
 
 SCALE = Rating.Scale.FAIL_PASS_EXCELLENT
@@ -269,10 +267,7 @@ def study_workers(study: DialogueStudy) -> list[StudyWorker]:
     workers = []
     for dialogue in study.dialogues.select_related("annotator", "model", "study").order_by("pk"):
         assert dialogue.annotator is not None  # A study's dialogue is a worker's.
-        answers = dialogue.turns.filter(role="assistant", status="done").count()
-        labelled = Rating.objects.filter(
-            annotator=dialogue.annotator, question=dialogue.question, scale=SCALE
-        ).count()
+        answers, labelled = _answers_labelled(dialogue, dialogue.annotator)
         workers.append(
             StudyWorker(
                 worker=dialogue.annotator.name,
@@ -293,14 +288,34 @@ def study_completion_code(dialogue: Dialogue) -> str | None:
     study = dialogue.study
     if study is None or dialogue.status != Dialogue.Status.DONE or dialogue.annotator is None:
         return None
+    answers, labelled = _answers_labelled(dialogue, dialogue.annotator)
+    if labelled < answers:
+        return None
+    return signed_code(
+        study.completion_secret, f"dialogue-study-{study.pk}:{dialogue.annotator.name}"
+    )
+
+
+def _answers_labelled(dialogue: Dialogue, annotator: Annotator) -> tuple[int, int]:
+    """How many answers the dialogue has, and how many of them the annotator labelled."""
     answers = dialogue.turns.filter(
         role=DialogueTurn.Role.ASSISTANT, status=DialogueTurn.Status.DONE
     ).count()
     labelled = Rating.objects.filter(
-        annotator=dialogue.annotator, question=dialogue.question, scale=SCALE
+        annotator=annotator, question=dialogue.question, scale=SCALE
     ).count()
-    if labelled < answers:
-        return None
-    message = f"dialogue-study-{study.pk}:{dialogue.annotator.name}".encode()
-    digest = hmac.new(study.completion_secret.encode(), message, hashlib.sha256).digest()
-    return base64.b32encode(digest).decode()[:10]
+    return answers, labelled
+
+
+def turns_with_labels(
+    dialogue: Dialogue, annotator: Annotator | None
+) -> tuple[list[tuple[DialogueTurn, str | None]], int]:
+    """The dialogue's messages in order, each answer with the annotator's label (None for the
+    person's messages and unlabelled answers), and how many answers there are."""
+    labels = dialogue_labels(dialogue, annotator)
+    turns = [
+        (turn, labels.get(turn.number) if turn.role == DialogueTurn.Role.ASSISTANT else None)
+        for turn in dialogue.turns.order_by("index")
+    ]
+    answers = sum(1 for turn, _ in turns if turn.role == DialogueTurn.Role.ASSISTANT)
+    return turns, answers

@@ -32,11 +32,11 @@ from inference.dialogue.selectors import (
     SCALE,
     author_of,
     comparison_report,
-    dialogue_labels,
     dialogue_pairs,
     dialogue_report,
     dialogues_for_user,
     studies_for_user,
+    turns_with_labels,
 )
 from inference.dialogue.services import (
     DialogueRefused,
@@ -153,12 +153,7 @@ def _page(
     dialogue.refresh_from_db()
     viewer = author_of(dialogue, request.user)
     speaking = dialogue.is_live and viewer is not None and viewer.pk == dialogue.annotator_id
-    labels = dialogue_labels(dialogue, viewer)
-    turns = [
-        (turn, labels.get(turn.number) if turn.role == DialogueTurn.Role.ASSISTANT else None)
-        for turn in dialogue.turns.order_by("index")
-    ]
-    answers = sum(1 for turn, _ in turns if turn.role == DialogueTurn.Role.ASSISTANT)
+    turns, answers = turns_with_labels(dialogue, viewer)
     context = {
         "dialogue": dialogue,
         "turns": turns,
